@@ -22,6 +22,8 @@ const (
 type Plan struct {
 	Network Network
 	Sites   []Site // in file order
+
+	idx *planIndex // lookups built by Parse; nil in hand-built plans
 }
 
 // Network holds the settings shared by every site.
