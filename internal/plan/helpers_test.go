@@ -2,8 +2,12 @@ package plan
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Public keys of the testdata sites (see testdata/README.md).
@@ -42,3 +46,10 @@ func problemsOf(t testing.TB, err error) Problems {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// cmpOpts compares plan values: netip types are comparable but have
+// unexported fields, and Plan has an unexported lookup index.
+var cmpOpts = cmp.Options{
+	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
+	cmpopts.IgnoreUnexported(Plan{}),
+}

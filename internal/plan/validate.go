@@ -40,6 +40,10 @@ type checker struct {
 	doc     *rawDoc
 	probs   Problems
 	mtuLine int
+	// tunnelsOK is false when the tunnel prefixes are missing or have
+	// problems; address checks are then skipped, since every address
+	// would look wrong against a wrong prefix.
+	tunnelsOK bool
 }
 
 func (c *checker) add(line int, site, field, msg, fix string) {
@@ -124,7 +128,9 @@ func (c *checker) network(n *Network) {
 			}
 		case "tunnel":
 			haveTunnel = true
+			before := len(c.probs)
 			n.Tunnels = c.tunnels(f)
+			c.tunnelsOK = len(c.probs) == before
 		case "port":
 			if v, ok := c.intIn(f, "", 1, 65535, "use a UDP port between 1 and 65535, e.g. 51820"); ok {
 				n.Port = uint16(v)
@@ -552,6 +558,9 @@ func (c *checker) cross(p *Plan, metas []siteMeta) {
 		}
 	}
 	for i := range p.Sites {
+		if !c.tunnelsOK {
+			break
+		}
 		s := &p.Sites[i]
 		m := &metas[i]
 		byTunnel := make([]netip.Addr, len(tunnels))
