@@ -1,0 +1,173 @@
+// Package hostnettest provides a fake hostnet.Host for tests of callers
+// (the agent). It keeps the host state as ip(8)/sysctl(8) command lines, so
+// tests compare tables of lines with cmp.Diff. It must not touch the real
+// network stack.
+package hostnettest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"lanlink/internal/hostnet"
+)
+
+// ErrInjected is the default error of a step failed by FailStep.
+var ErrInjected = errors.New("injected failure")
+
+// Fake is an in-memory hostnet.Host. It applies the same steps in the same
+// order as the real Host (hostnet.Diff) and is all-or-nothing like it.
+// Forwarding starts at 0, so restoring it removes the sysctl line. Its zero
+// value is ready to use; it is safe for concurrent use.
+type Fake struct {
+	mu       sync.Mutex
+	cur      hostnet.Config
+	state    map[string]string // key (what) -> line (its current value)
+	log      []string
+	closed   bool
+	failAt   int
+	failErr  error
+	closeErr error
+}
+
+var _ hostnet.Host = (*Fake)(nil)
+
+// FailStep makes step n (1-based) of the next Set that has at least n
+// steps fail with err (ErrInjected if nil); the steps before it are rolled
+// back, as the real Host does.
+func (f *Fake) FailStep(n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		err = ErrInjected
+	}
+	f.failAt, f.failErr = n, err
+}
+
+// FailClose makes the next Close return err (after undoing everything).
+func (f *Fake) FailClose(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closeErr = err
+}
+
+// Set applies the difference between the last applied Config and cfg.
+func (f *Fake) Set(cfg hostnet.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return fmt.Errorf("fake host network: Set after Close: %w", os.ErrClosed)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if f.state == nil {
+		f.state = map[string]string{}
+	}
+	steps := hostnet.Diff(f.cur, cfg)
+	var undo []func()
+	for i, s := range steps {
+		if f.failAt == i+1 {
+			err := f.failErr
+			f.failAt, f.failErr = 0, nil
+			for k := len(undo) - 1; k >= 0; k-- {
+				undo[k]()
+			}
+			return fmt.Errorf("%s: %w (the %d earlier changes of this update were undone)", s, err, len(undo))
+		}
+		undo = append(undo, f.apply(s))
+	}
+	f.cur = cfg.Clone()
+	return nil
+}
+
+// apply changes the state for s, logs it, and returns its undo.
+func (f *Fake) apply(s hostnet.Step) func() {
+	key, line := "", s.String()
+	switch s.Op {
+	case hostnet.OpAddrAdd, hostnet.OpAddrDel:
+		key = "addr " + s.Prefix.String() + " " + s.Interface
+	case hostnet.OpRouteAdd, hostnet.OpRouteDel:
+		key = "route " + s.Prefix.String() + " " + s.Interface
+	case hostnet.OpSetMTU:
+		key = "mtu " + s.Interface
+	case hostnet.OpLinkUp:
+		key = "up " + s.Interface
+	case hostnet.OpForwardOn, hostnet.OpForwardRestore:
+		key = s.Family.SysctlName()
+		if s.Op == hostnet.OpForwardRestore {
+			line = "sysctl " + s.Family.SysctlName() + "=0"
+		}
+	}
+	prev, had := f.state[key]
+	switch s.Op {
+	case hostnet.OpAddrDel, hostnet.OpRouteDel, hostnet.OpForwardRestore:
+		delete(f.state, key)
+	default:
+		f.state[key] = line
+	}
+	f.log = append(f.log, line)
+	return func() {
+		f.log = append(f.log, "undo: "+line)
+		if had {
+			f.state[key] = prev
+		} else {
+			delete(f.state, key)
+		}
+	}
+}
+
+// Close undoes everything: addresses, routes, forwarding. Like the real
+// Host it leaves MTU and link state to the device that owns the interface.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	for _, s := range hostnet.Diff(f.cur, hostnet.Config{Interface: f.cur.Interface}) {
+		f.apply(s)
+	}
+	f.cur = hostnet.Config{}
+	return f.closeErr
+}
+
+// State returns the current host state as sorted command lines, such as
+// "ip addr add 10.255.0.1/24 dev lanlink0",
+// "ip route add 192.168.20.0/24 dev lanlink0" and
+// "sysctl net.ipv4.ip_forward=1".
+func (f *Fake) State() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, line := range f.state {
+		out = append(out, line)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Log returns every change made so far, in order, including rollbacks
+// (prefixed "undo: ").
+func (f *Fake) Log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.log)
+}
+
+// Config returns the last successfully applied Config.
+func (f *Fake) Config() hostnet.Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cur.Clone()
+}
+
+// Closed reports whether Close was called.
+func (f *Fake) Closed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
