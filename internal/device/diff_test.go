@@ -281,6 +281,8 @@ func TestDiffConfig(t *testing.T) {
 var cmpKeys = cmp.Options{
 	cmp.Transformer("key", func(k wgtypes.Key) string { return k.String() }),
 	cmp.Transformer("ipnet", func(n net.IPNet) string { return n.String() }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmp.Transformer("udp", func(a *net.UDPAddr) string {
 		if a == nil {
 			return "<nil>"

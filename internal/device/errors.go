@@ -8,7 +8,14 @@ import (
 // ErrKernelUnsupported says the running kernel has no WireGuard (no
 // module, or built without it). It wraps os.ErrNotExist, the "not mine"
 // answer of a backend, so Open in "auto" mode falls back to userspace.
-var ErrKernelUnsupported = fmt.Errorf("kernel WireGuard is not available (no wireguard module): %w", os.ErrNotExist)
+var ErrKernelUnsupported error = kernelUnsupported{}
+
+type kernelUnsupported struct{}
+
+func (kernelUnsupported) Error() string {
+	return "kernel WireGuard is not available (no wireguard module)"
+}
+func (kernelUnsupported) Unwrap() error { return os.ErrNotExist }
 
 // InUseError says the interface name is taken, so Open refused to create
 // or take over the interface. Callers that know a leftover is theirs (a
