@@ -83,7 +83,7 @@ func renderCases() map[string]*plan.SiteConfig {
 				{Site: "beta", PublicKey: pub(seedBeta), Endpoint: "198.51.100.20:51820",
 					AllowedIPs: pfx("10.255.0.2/32", "192.168.20.0/24"), LANs: pfx("192.168.20.0/24")},
 			},
-			Routes: pfx("192.168.10.0/24", "192.168.20.0/24"),
+			Routes:     pfx("192.168.10.0/24", "192.168.20.0/24"),
 			Masquerade: true, MSSClamp: true,
 		},
 		// A site behind NAT without port forwarding: no endpoint of its
