@@ -1,0 +1,193 @@
+package lab
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+)
+
+// Limits of a lab. Eight offices keep the WAN and LAN numbering inside the
+// documentation and 192.168.x ranges with room to spare; the host limit
+// keeps namespace counts (and build time) sane on small CI machines.
+const (
+	MinOffices        = 2
+	MaxOffices        = 8
+	MaxHostsPerOffice = 16
+	DefaultPort       = 51820
+)
+
+// The internet: every office router's WAN side sits on one bridge in the
+// internet namespace, which also routes between the two documentation
+// ranges so that an office can move from one to the other
+// (Office.ChangeWANAddress) and still be reached.
+var (
+	wanNet   = netip.MustParsePrefix("198.51.100.0/24")
+	wanAlt   = netip.MustParsePrefix("203.0.113.0/24")
+	coreAddr = map[netip.Prefix]netip.Addr{
+		wanNet: netip.MustParseAddr("198.51.100.1"),
+		wanAlt: netip.MustParseAddr("203.0.113.1"),
+	}
+)
+
+// TB is the part of testing.TB the lab uses; a *testing.T satisfies it. The
+// lab does not import package testing so that the lanlink binary can use it
+// for `lanlink lab`.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+}
+
+// Config describes a lab. The zero value except for Offices is a valid
+// two-to-eight-office lab with one host per office.
+type Config struct {
+	// Offices is the number of offices, MinOffices…MaxOffices.
+	Offices int
+	// HostsPerOffice is the number of LAN hosts besides the gateway in each
+	// office, 0…MaxHostsPerOffice; 0 means 1.
+	HostsPerOffice int
+	// Port is the UDP port each office router forwards to its gateway
+	// (the WireGuard listen port); 0 means DefaultPort.
+	Port int
+	// NoPortForward lists offices (1-based) whose router forwards nothing:
+	// the gateway is behind NAT and can only be reached by replies.
+	NoPortForward []int
+	// LANPrefix gives office i's (1-based) LAN; nil means 192.168.(10*i).0/24.
+	// Prefixes must be private IPv4, masked, /16…/27, and must not overlap.
+	LANPrefix func(i int) netip.Prefix
+	// ID names the lab: every namespace is "<ID>-…". Empty means a fresh
+	// random one (NewID). A given ID must match the scheme ("ll" + 4 of
+	// [0-9a-z]) and must not be in use.
+	ID string
+	// Logger receives one line per lab event (build, close); nil discards.
+	Logger *slog.Logger
+
+	// failAt makes the build fail right after the named step, so tests can
+	// prove that a half-built lab is removed. Never set outside tests.
+	failAt string
+}
+
+// idRe is the lab naming scheme. Everything that deletes namespaces by name
+// (Close, CleanupLeftovers) matches against it so that it can never touch a
+// namespace it did not create.
+var (
+	idRe     = regexp.MustCompile(`^ll[0-9a-z]{4}$`)
+	nsNameRe = regexp.MustCompile(`^(ll[0-9a-z]{4})-(inet|o[1-8](r|g|h[0-9]{1,2}))$`)
+)
+
+// NewID returns a fresh random lab ID ("ll" + 4 base36 characters).
+func NewID() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux.
+	id := []byte("ll")
+	for _, c := range b {
+		id = append(id, alphabet[int(c)%len(alphabet)])
+	}
+	return string(id)
+}
+
+// ErrConfig is wrapped by every error about an invalid Config.
+var ErrConfig = errors.New("invalid lab config")
+
+func (c Config) withDefaults() Config {
+	if c.HostsPerOffice == 0 {
+		c.HostsPerOffice = 1
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.LANPrefix == nil {
+		c.LANPrefix = func(i int) netip.Prefix {
+			return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(10 * i), 0}), 24)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// validate checks a defaulted config and returns the offices' LANs.
+func (c Config) validate() ([]netip.Prefix, error) {
+	bad := func(format string, args ...any) ([]netip.Prefix, error) {
+		return nil, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.Offices < MinOffices || c.Offices > MaxOffices {
+		return bad("Offices = %d: want %d…%d", c.Offices, MinOffices, MaxOffices)
+	}
+	if c.HostsPerOffice < 0 || c.HostsPerOffice > MaxHostsPerOffice {
+		return bad("HostsPerOffice = %d: want 0…%d", c.HostsPerOffice, MaxHostsPerOffice)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return bad("Port = %d: want 1…65535", c.Port)
+	}
+	for _, i := range c.NoPortForward {
+		if i < 1 || i > c.Offices {
+			return bad("NoPortForward has office %d: offices are numbered 1…%d", i, c.Offices)
+		}
+	}
+	if c.ID != "" && !idRe.MatchString(c.ID) {
+		return bad("ID = %q: want \"ll\" and 4 characters of [0-9a-z], or empty for a random one", c.ID)
+	}
+	var lans []netip.Prefix
+	for i := 1; i <= c.Offices; i++ {
+		p := c.LANPrefix(i)
+		switch {
+		case !p.IsValid() || !p.Addr().Is4():
+			return bad("LANPrefix(%d) = %v: want an IPv4 prefix", i, p)
+		case p != p.Masked():
+			return bad("LANPrefix(%d) = %v: host bits set, want %v", i, p, p.Masked())
+		case !p.Addr().IsPrivate():
+			// Lab LANs exist only inside namespaces, but a public prefix
+			// would still shadow real destinations there; keep to RFC 1918.
+			return bad("LANPrefix(%d) = %v: want a private (RFC 1918) prefix", i, p)
+		case p.Bits() < 16 || p.Bits() > 27:
+			return bad("LANPrefix(%d) = %v: want /16…/27", i, p)
+		}
+		for j, q := range lans {
+			if p.Overlaps(q) {
+				return bad("LANPrefix(%d) = %v overlaps office %d's %v", i, p, j+1, q)
+			}
+		}
+		lans = append(lans, p)
+	}
+	return lans, nil
+}
+
+func (c Config) portForward(office int) bool {
+	return !slices.Contains(c.NoPortForward, office)
+}
+
+// Addressing inside an office LAN, fixed so that tests and docs can rely on
+// it: router .1, gateway .2, hosts .10, .11, ….
+func routerLAN(p netip.Prefix) netip.Addr { return nth(p, 1) }
+func gatewayLAN(p netip.Prefix) netip.Addr {
+	return nth(p, 2)
+}
+func hostLAN(p netip.Prefix, j int) netip.Addr { return nth(p, 10+j) }
+
+func nth(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += uint32(n)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// wanAddr is office i's (1-based) initial public address.
+func wanAddr(i int) netip.Addr { return nth(wanNet, 10+i) }
+
+// Namespace names. Short on purpose: they also appear in interface names.
+func nsInternet(id string) string      { return id + "-inet" }
+func nsRouter(id string, i int) string { return id + "-o" + strconv.Itoa(i) + "r" }
+func nsGateway(id string, i int) string {
+	return id + "-o" + strconv.Itoa(i) + "g"
+}
+func nsHost(id string, i, j int) string {
+	return id + "-o" + strconv.Itoa(i) + "h" + strconv.Itoa(j+1)
+}

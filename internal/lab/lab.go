@@ -1,0 +1,162 @@
+package lab
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// Bounds on every wait the lab does, so that a broken lab fails a test
+// instead of hanging it.
+const (
+	// DefaultExecTimeout bounds Node.Exec when ctx has no deadline.
+	DefaultExecTimeout = 30 * time.Second
+	// StopGrace is how long Close waits after SIGTERM before SIGKILL.
+	StopGrace = 5 * time.Second
+	// DefaultTransferTimeout bounds Transfer when ctx has no deadline.
+	DefaultTransferTimeout = 5 * time.Minute
+)
+
+// Errors callers may branch on.
+var (
+	// ErrClosed: the lab was closed; nothing new can be started in it.
+	ErrClosed = errors.New("lab is closed")
+	// ErrStillRunning: Proc.Wait timed out.
+	ErrStillRunning = errors.New("process still running")
+	// ErrChecksum: Transfer received different bytes than were sent.
+	ErrChecksum = errors.New("transfer checksum mismatch")
+	// ErrLabInUse: CleanupLeftovers found a lab some process still holds.
+	ErrLabInUse = errors.New("lab is in use by a live process")
+	// ErrUnsupported: the lab needs Linux network namespaces.
+	ErrUnsupported = errors.New("lab needs Linux network namespaces")
+)
+
+// Lab is a running set of virtual offices. Build one with New; Close it
+// (also via the TB cleanup New registers). Fields are read-only for callers.
+type Lab struct {
+	// ID prefixes every namespace of the lab ("ll3k9a" → "ll3k9a-o1g").
+	ID string
+	// Internet is the namespace joining the routers' WAN sides. It routes
+	// between 198.51.100.0/24 and 203.0.113.0/24 (addresses .1 in each).
+	Internet *Node
+	// Offices are numbered from 1: Offices[0].Index == 1.
+	Offices []*Office
+
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	nodes   []*Node // creation order; deleted in reverse
+	procs   map[*Proc]struct{}
+	closers map[io.Closer]struct{}
+}
+
+// Office is one virtual office: an internet router, a gateway server (where
+// `lanlink up` runs) and LAN hosts on one LAN bridge in the router's
+// namespace.
+type Office struct {
+	Index int    // 1-based office number
+	Name  string // "o1", "o2", …: the namespace infix
+	// Router does NAT for the LAN (masquerade out of WANIface), forwards
+	// UDP Port to the gateway unless PortForward is false, and routes every
+	// remote office's LAN via GatewayLAN, as the seed's office routers do.
+	Router  *Node
+	Gateway *Node
+	Hosts   []*Node
+	LAN     netip.Prefix
+	// WAN is the router's public address (198.51.100.(10+Index) at first;
+	// see ChangeWANAddress). Not safe to read concurrently with a change.
+	WAN         netip.Addr
+	WANIface    string // in Router's namespace
+	GatewayLAN  netip.Addr
+	Port        int  // UDP port forwarded to the gateway
+	PortForward bool // false: gateway is behind NAT without a forward
+
+	lab *Lab
+}
+
+// Endpoint is the office's public WireGuard endpoint as a plan would name it.
+func (o *Office) Endpoint() netip.AddrPort { return netip.AddrPortFrom(o.WAN, uint16(o.Port)) }
+
+// Node is one network namespace of the lab: a machine with one interface.
+type Node struct {
+	// Name is the network namespace (`ip netns exec Name …`).
+	Name string
+	// Addr is the node's LAN address (for a router, its LAN side; for the
+	// internet, 198.51.100.1) and Iface the interface that carries it.
+	Addr  netip.Addr
+	Iface string
+
+	lab *Lab
+	ns  netns.NsHandle // held open for the lab's life; also marks it in use
+}
+
+// Proc is a background process started in a node by Node.Start. Close
+// stops every Proc still running.
+type Proc struct {
+	PID     int
+	Node    *Node
+	Argv    []string
+	LogFile string // "" when output is kept in memory
+
+	proc *os.Process
+	out  *capBuffer // nil when LogFile is set
+	done chan struct{}
+	err  error // valid after done is closed
+}
+
+// TransferResult is what Transfer measured.
+type TransferResult struct {
+	Bytes    int64
+	Duration time.Duration // from dial to the receiver's last byte
+	SHA256   [32]byte      // of the bytes sent, equal to those received
+}
+
+// BitsPerSecond is the goodput of the transfer.
+func (r TransferResult) BitsPerSecond() float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.Bytes*8) / r.Duration.Seconds()
+}
+
+// capBuffer keeps the first max bytes of a process's output; a chatty
+// process must not grow a test's memory without bound.
+type capBuffer struct {
+	mu        sync.Mutex
+	buf       []byte
+	max       int
+	truncated bool
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	room := b.max - len(b.buf)
+	if room < len(p) {
+		b.truncated = true
+		if room > 0 {
+			b.buf = append(b.buf, p[:room]...)
+		}
+		return len(p), nil
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *capBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := append([]byte(nil), b.buf...)
+	if b.truncated {
+		out = append(out, "\n[lab: output truncated]\n"...)
+	}
+	return out
+}

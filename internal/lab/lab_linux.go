@@ -1,0 +1,589 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// New builds a lab in fresh network namespaces. If anything fails, every
+// namespace already created is deleted before New returns the error. With
+// tb non-nil, Close is registered with tb.Cleanup and its error reported
+// with tb.Errorf. ctx bounds the build only.
+func New(ctx context.Context, tb TB, cfg Config) (*Lab, error) {
+	if tb != nil {
+		tb.Helper()
+	}
+	cfg = cfg.withDefaults()
+	lans, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		procs:   map[*Proc]struct{}{},
+		closers: map[io.Closer]struct{}{},
+	}
+	if err := l.build(ctx, lans); err != nil {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove half-built lab %s: %w", l.ID, cerr))
+		}
+		return nil, err
+	}
+	if tb != nil {
+		tb.Cleanup(func() {
+			if err := l.Close(); err != nil {
+				tb.Errorf("close lab %s: %v", l.ID, err)
+			}
+		})
+	}
+	l.log.Info("lab up", "id", l.ID, "offices", len(l.Offices), "hostsPerOffice", cfg.HostsPerOffice)
+	return l, nil
+}
+
+// Nodes returns every namespace of the lab in creation order.
+func (l *Lab) Nodes() []*Node {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*Node(nil), l.nodes...)
+}
+
+// build creates the topology. Every created namespace is recorded in
+// l.nodes before anything else is done with it, so Close can undo a partial
+// build.
+func (l *Lab) build(ctx context.Context, lans []netip.Prefix) error {
+	inet, err := l.reserve(ctx)
+	if err != nil {
+		return err
+	}
+	l.Internet = inet
+	handles := map[*Node]*netlink.Handle{}
+	defer func() {
+		for _, h := range handles {
+			h.Close()
+		}
+	}()
+	nl := func(n *Node) (*netlink.Handle, error) {
+		if h := handles[n]; h != nil {
+			return h, nil
+		}
+		h, err := netlink.NewHandleAt(n.ns)
+		if err != nil {
+			return nil, fmt.Errorf("netlink in %s: %w", n.Name, err)
+		}
+		handles[n] = h
+		return h, nil
+	}
+
+	// The internet: a bridge with the ISP-side address of both
+	// documentation ranges, forwarding between them.
+	h, err := nl(inet)
+	if err != nil {
+		return err
+	}
+	inetBr := l.ID + "-ib"
+	if err := addBridge(h, inetBr); err != nil {
+		return fmt.Errorf("internet %s: %w", inet.Name, err)
+	}
+	for _, p := range []netip.Prefix{wanNet, wanAlt} {
+		if err := addAddr(h, inetBr, netip.PrefixFrom(coreAddr[p], p.Bits())); err != nil {
+			return fmt.Errorf("internet %s: %w", inet.Name, err)
+		}
+	}
+	inet.Addr, inet.Iface = coreAddr[wanNet], inetBr
+	if err := inet.sysctls(routerSysctls(inetBr)); err != nil {
+		return err
+	}
+	if err := l.step("internet"); err != nil {
+		return err
+	}
+
+	for i := 1; i <= l.cfg.Offices; i++ {
+		lan := lans[i-1]
+		o := &Office{
+			Index:       i,
+			Name:        "o" + strconv.Itoa(i),
+			LAN:         lan,
+			WAN:         wanAddr(i),
+			WANIface:    l.ID + "-wan",
+			GatewayLAN:  gatewayLAN(lan),
+			Port:        l.cfg.Port,
+			PortForward: l.cfg.portForward(i),
+			lab:         l,
+		}
+		l.Offices = append(l.Offices, o)
+
+		// Router: LAN bridge carrying .1, WAN veth into the internet.
+		r, err := l.addNode(ctx, nsRouter(l.ID, i))
+		if err != nil {
+			return err
+		}
+		o.Router = r
+		rh, err := nl(r)
+		if err != nil {
+			return err
+		}
+		lanBr := l.ID + "-lan"
+		if err := addBridge(rh, lanBr); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		if err := addAddr(rh, lanBr, netip.PrefixFrom(routerLAN(lan), lan.Bits())); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		r.Addr, r.Iface = routerLAN(lan), lanBr
+		inetPort := l.ID + "-i" + strconv.Itoa(i)
+		if err := addVeth(rh, o.WANIface, inet, inetPort); err != nil {
+			return fmt.Errorf("router %s WAN: %w", r.Name, err)
+		}
+		if err := attach(h, inetPort, inetBr); err != nil {
+			return fmt.Errorf("internet %s: %w", inet.Name, err)
+		}
+		if err := addAddr(rh, o.WANIface, netip.PrefixFrom(o.WAN, wanNet.Bits())); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		if err := addRoute(rh, netip.Prefix{}, coreAddr[wanNet]); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		if err := r.sysctls(append(routerSysctls(lanBr),
+			// ChangeWANAddress adds the new address before removing the
+			// old; without this, removing a primary removes its
+			// secondaries too.
+			sysctl{"net/ipv4/conf/" + o.WANIface + "/promote_secondaries", "1"})); err != nil {
+			return err
+		}
+		if err := l.step(o.Name + "-router"); err != nil {
+			return err
+		}
+
+		// Gateway and hosts: one veth each into the router's LAN bridge.
+		lanNode := func(name, port string, addr netip.Addr) (*Node, error) {
+			n, err := l.addNode(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			nh, err := nl(n)
+			if err != nil {
+				return nil, err
+			}
+			n.Addr, n.Iface = addr, l.ID+"-eth0"
+			if err := addVeth(nh, n.Iface, r, port); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if err := attach(rh, port, lanBr); err != nil {
+				return nil, fmt.Errorf("router %s: %w", r.Name, err)
+			}
+			if err := addAddr(nh, n.Iface, netip.PrefixFrom(addr, lan.Bits())); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if err := addRoute(nh, netip.Prefix{}, routerLAN(lan)); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			return n, nil
+		}
+		if o.Gateway, err = lanNode(nsGateway(l.ID, i), l.ID+"-pg", gatewayLAN(lan)); err != nil {
+			return err
+		}
+		for j := range l.cfg.HostsPerOffice {
+			hn, err := lanNode(nsHost(l.ID, i, j), l.ID+"-ph"+strconv.Itoa(j+1), hostLAN(lan, j))
+			if err != nil {
+				return err
+			}
+			o.Hosts = append(o.Hosts, hn)
+		}
+		if err := l.step(o.Name + "-lan"); err != nil {
+			return err
+		}
+
+		// The seed's "static routes in place to route packets to the
+		// gateway hosts": every other office's LAN via this gateway.
+		for j, other := range lans {
+			if j == i-1 {
+				continue
+			}
+			if err := addRoute(rh, other, o.GatewayLAN); err != nil {
+				return fmt.Errorf("router %s: %w", r.Name, err)
+			}
+		}
+		if _, err := r.execInput(ctx, []byte(natRuleset(o)), "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("router %s NAT: %w", r.Name, err)
+		}
+		if err := l.step(o.Name + "-nat"); err != nil {
+			return err
+		}
+	}
+	return l.step("done")
+}
+
+// step is the failure-injection point for tests (Config.failAt).
+func (l *Lab) step(name string) error {
+	if l.cfg.failAt == name {
+		return fmt.Errorf("injected failure after step %q", name)
+	}
+	return nil
+}
+
+// natRuleset is the office router's firewall: masquerade the LAN behind
+// the WAN address and forward the WireGuard port to the gateway, like a
+// consumer router with one port-forward rule. Matching the WAN interface
+// rather than its address keeps both rules valid across ChangeWANAddress.
+func natRuleset(o *Office) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table ip lanlink_lab {\n")
+	fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
+	if o.PortForward {
+		fmt.Fprintf(&b, "\t\tiifname %q udp dport %d dnat to %s\n", o.WANIface, o.Port, o.GatewayLAN)
+	}
+	fmt.Fprintf(&b, "\t}\n")
+	fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	fmt.Fprintf(&b, "\t\toifname %q masquerade\n\t}\n}\n", o.WANIface)
+	return b.String()
+}
+
+type sysctl struct{ key, value string }
+
+// routerSysctls: forwarding on, and no ICMP redirects, so that LAN hosts
+// keep sending remote-LAN traffic through the router (as on a real office
+// LAN whose hosts only know their default gateway) and tests see a
+// deterministic path.
+func routerSysctls(lanIface string) []sysctl {
+	return []sysctl{
+		{"net/ipv4/ip_forward", "1"},
+		{"net/ipv4/conf/all/send_redirects", "0"},
+		{"net/ipv4/conf/default/send_redirects", "0"},
+		{"net/ipv4/conf/" + lanIface + "/send_redirects", "0"},
+	}
+}
+
+// sysctls writes /proc/sys/net entries inside the node's namespace: a
+// /proc/sys/net file opened by a thread belongs to that thread's namespace.
+func (n *Node) sysctls(s []sysctl) error {
+	return n.do(func() error {
+		for _, kv := range s {
+			if err := os.WriteFile("/proc/sys/"+kv.key, []byte(kv.value), 0); err != nil {
+				return fmt.Errorf("sysctl %s=%s in %s: %w", strings.ReplaceAll(kv.key, "/", "."), kv.value, n.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// reserve picks the lab ID by creating its internet namespace: `ip netns
+// add` fails on an existing name, so two labs can never share an ID.
+func (l *Lab) reserve(ctx context.Context) (*Node, error) {
+	if l.cfg.ID != "" {
+		l.ID = l.cfg.ID
+		if used, err := idInUse(l.ID); err != nil || used {
+			if err == nil {
+				err = fmt.Errorf("namespaces named %s-* already exist", l.ID)
+			}
+			return nil, fmt.Errorf("lab ID %s: %w", l.ID, err)
+		}
+		return l.addNode(ctx, nsInternet(l.ID))
+	}
+	var lastErr error
+	for range 8 {
+		id := NewID()
+		if used, err := idInUse(id); err != nil {
+			return nil, err
+		} else if used {
+			continue
+		}
+		l.ID = id
+		n, err := l.addNode(ctx, nsInternet(id))
+		if err == nil {
+			return n, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("pick a free lab ID: %w", lastErr)
+}
+
+func idInUse(id string) (bool, error) {
+	names, err := listNetns()
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		if strings.HasPrefix(name, id+"-") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+const netnsDir = "/run/netns"
+
+// listNetns lists named network namespaces, as `ip netns list` does.
+func listNetns() ([]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list network namespaces: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// addNode creates a named namespace with loopback up. The namespace is
+// recorded before any other step so that Close deletes it whatever fails
+// next. `ip netns add` rather than netns.NewNamed: ip also sets up the
+// shared /run/netns mount that `ip netns exec` and users' tools expect.
+func (l *Lab) addNode(ctx context.Context, name string) (*Node, error) {
+	if !nsNameRe.MatchString(name) {
+		return nil, fmt.Errorf("namespace name %q does not follow the lab scheme", name)
+	}
+	if out, err := runCmd(ctx, nil, "ip", "netns", "add", name); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	n := &Node{Name: name, lab: l, ns: -1}
+	l.mu.Lock()
+	l.nodes = append(l.nodes, n)
+	l.mu.Unlock()
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	n.ns = ns
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", name, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loopback up in %s: %w", name, err)
+	}
+	return n, nil
+}
+
+func addBridge(h *netlink.Handle, name string) error {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := h.LinkAdd(br); err != nil {
+		return fmt.Errorf("add bridge %s: %w", name, err)
+	}
+	if err := h.LinkSetUp(br); err != nil {
+		return fmt.Errorf("bridge %s up: %w", name, err)
+	}
+	return nil
+}
+
+// addVeth creates a veth pair from inside h's namespace with the peer
+// created directly in peer's namespace: no end ever exists in the root
+// namespace, so no name there can clash and nothing there changes.
+func addVeth(h *netlink.Handle, name string, peer *Node, peerName string) error {
+	v := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: name},
+		PeerName:      peerName,
+		PeerNamespace: netlink.NsFd(int(peer.ns)),
+	}
+	if err := h.LinkAdd(v); err != nil {
+		return fmt.Errorf("add veth %s (peer %s in %s): %w", name, peerName, peer.Name, err)
+	}
+	if err := h.LinkSetUp(v); err != nil {
+		return fmt.Errorf("veth %s up: %w", name, err)
+	}
+	return nil
+}
+
+// attach puts port on bridge (both in h's namespace) and sets it up.
+func attach(h *netlink.Handle, port, bridge string) error {
+	p, err := h.LinkByName(port)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", port, err)
+	}
+	br, err := h.LinkByName(bridge)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", bridge, err)
+	}
+	if err := h.LinkSetMaster(p, br); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", port, bridge, err)
+	}
+	if err := h.LinkSetUp(p); err != nil {
+		return fmt.Errorf("%s up: %w", port, err)
+	}
+	return nil
+}
+
+func addAddr(h *netlink.Handle, iface string, p netip.Prefix) error {
+	link, err := h.LinkByName(iface)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", iface, err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
+		return fmt.Errorf("add address %s to %s: %w", p, iface, err)
+	}
+	return nil
+}
+
+// addRoute adds dst via gw; the zero dst is the default route.
+func addRoute(h *netlink.Handle, dst netip.Prefix, gw netip.Addr) error {
+	r := &netlink.Route{Gw: gw.AsSlice()}
+	if dst.IsValid() {
+		r.Dst = ipNet(dst)
+	}
+	if err := h.RouteReplace(r); err != nil {
+		if !dst.IsValid() {
+			return fmt.Errorf("add default route via %s: %w", gw, err)
+		}
+		return fmt.Errorf("add route %s via %s: %w", dst, gw, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// ChangeWANAddress moves the office router to a new public address, as
+// when an ISP hands out a new one: the old address disappears (and with it
+// the router's NAT mappings), the port forward follows. addr must be in
+// 198.51.100.0/24 or 203.0.113.0/24, not .0, .1 or .255, and not used by
+// another office.
+func (o *Office) ChangeWANAddress(ctx context.Context, addr netip.Addr) error {
+	var wp netip.Prefix
+	for _, p := range []netip.Prefix{wanNet, wanAlt} {
+		if p.Contains(addr) {
+			wp = p
+		}
+	}
+	last := addr.As4()[3]
+	if !wp.IsValid() || last == 0 || last == 1 || last == 255 {
+		return fmt.Errorf("%w: new WAN address %v for office %d: want a host in %v or %v other than .1",
+			ErrConfig, addr, o.Index, wanNet, wanAlt)
+	}
+	for _, other := range o.lab.Offices {
+		if other.WAN == addr {
+			return fmt.Errorf("%w: new WAN address %v for office %d is office %d's", ErrConfig, addr, o.Index, other.Index)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := netlink.NewHandleAt(o.Router.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", o.Router.Name, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(o.WANIface)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", o.WANIface, o.Router.Name, err)
+	}
+	// New address and route first, then drop the old: the router is never
+	// without a default route.
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(addr, wp.Bits()))}); err != nil {
+		return fmt.Errorf("add WAN address %v in %s: %w", addr, o.Router.Name, err)
+	}
+	if err := addRoute(h, netip.Prefix{}, coreAddr[wp]); err != nil {
+		return fmt.Errorf("router %s: %w", o.Router.Name, err)
+	}
+	if err := h.AddrDel(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(o.WAN, wanNet.Bits()))}); err != nil {
+		return fmt.Errorf("remove old WAN address %v in %s: %w", o.WAN, o.Router.Name, err)
+	}
+	o.lab.log.Info("lab WAN address changed", "id", o.lab.ID, "office", o.Index, "old", o.WAN, "new", addr)
+	o.WAN = addr
+	return nil
+}
+
+// Close stops every process the lab started (SIGTERM, then SIGKILL after
+// StopGrace), closes every socket it opened, and deletes every namespace it
+// created. It is safe to call more than once; later calls return nil.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	procs, closers, nodes := l.procs, l.closers, l.nodes
+	l.procs, l.closers = nil, nil
+	l.mu.Unlock()
+
+	var (
+		errMu sync.Mutex
+		errs  []error
+	)
+	var wg sync.WaitGroup
+	for p := range procs {
+		wg.Go(func() {
+			if err := p.Stop(StopGrace); err != nil {
+				errMu.Lock()
+				errs = append(errs, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	// A socket keeps its namespace (and every interface in it) alive after
+	// the name is deleted, so close them before deleting names.
+	for c := range closers {
+		_ = c.Close() // already closed by the caller is fine
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultExecTimeout)
+	defer cancel()
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		if n.ns >= 0 {
+			n.ns.Close()
+			n.ns = -1
+		}
+		if err := deleteNetns(ctx, l.ID, n.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if l.ID != "" {
+		l.log.Info("lab down", "id", l.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// deleteNetns deletes one of lab id's namespaces, refusing any name outside
+// the lab scheme so a bug can never delete someone else's namespace.
+func deleteNetns(ctx context.Context, id, name string) error {
+	m := nsNameRe.FindStringSubmatch(name)
+	if m == nil || m[1] != id {
+		return fmt.Errorf("refusing to delete namespace %q: not one of lab %s's", name, id)
+	}
+	if _, err := os.Stat(netnsDir + "/" + name); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if out, err := runCmd(ctx, nil, "ip", "netns", "delete", name); err != nil {
+		return fmt.Errorf("delete namespace %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// runCmd runs a short command with a bounded wait and returns its combined
+// output.
+func runCmd(ctx context.Context, stdin []byte, argv ...string) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultExecTimeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if stdin != nil {
+		cmd.Stdin = strings.NewReader(string(stdin))
+	}
+	cmd.WaitDelay = 2 * StopGrace
+	return cmd.CombinedOutput()
+}
