@@ -20,6 +20,11 @@
 // or take the link down: the interface belongs to the device backend,
 // which deletes it.
 //
+// Turning IPv6 forwarding on makes the kernel ignore router advertisements
+// on interfaces with accept_ra=1, so a gateway that gets its own IPv6
+// default route by SLAAC needs accept_ra=2 on its uplink; hostnet does not
+// change accept_ra, because that is the uplink's business, not lanlink's.
+//
 // It works in the caller's network namespace (the agent is started inside
 // the right one) unless Options.NetnsPath names another; tests always do,
 // and must never change the root namespace.
