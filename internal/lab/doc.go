@@ -37,6 +37,12 @@
 // into the namespace: a socket keeps its namespace for life, so no helper
 // binary or TestMain hook is needed, and the data path is plain Go.
 //
+// Commands run by Node.Exec and Node.Start see a per-node directory
+// (Node.RunDir) as /run, so several gateways on one machine keep separate
+// lanlink state directories and WireGuard UAPI sockets; nothing they write
+// there reaches the host's /run. /etc is shared: pass plan and key paths
+// explicitly.
+//
 // The package is lab infrastructure, not product code: it may drive `ip`
 // and `nft` (which product code must never do), and product packages must
 // not import it.

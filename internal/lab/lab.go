@@ -50,6 +50,7 @@ type Lab struct {
 
 	cfg Config
 	log *slog.Logger
+	dir string // host directory holding every node's RunDir
 
 	mu      sync.Mutex
 	closed  bool
@@ -93,6 +94,12 @@ type Node struct {
 	// internet, 198.51.100.1) and Iface the interface that carries it.
 	Addr  netip.Addr
 	Iface string
+	// RunDir is the host directory that processes run by Exec and Start
+	// see as /run (and /var/run): every node has its own, so two gateways
+	// on one machine do not share /run/lanlink (locks, control sockets)
+	// or /run/wireguard (UAPI sockets). The test process reaches a node's
+	// sockets through it.
+	RunDir string
 
 	lab *Lab
 	ns  netns.NsHandle // held open for the lab's life; also marks it in use

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,11 @@ func New(ctx context.Context, tb TB, cfg Config) (*Lab, error) {
 		procs:   map[*Proc]struct{}{},
 		closers: map[io.Closer]struct{}{},
 	}
+	dir, err := os.MkdirTemp("", "lanlink-lab-")
+	if err != nil {
+		return nil, fmt.Errorf("lab directory: %w", err)
+	}
+	l.dir = dir
 	if err := l.build(ctx, lans); err != nil {
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove half-built lab %s: %w", l.ID, cerr))
@@ -352,10 +358,13 @@ func (l *Lab) addNode(ctx context.Context, name string) (*Node, error) {
 	if out, err := runCmd(ctx, nil, "ip", "netns", "add", name); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
-	n := &Node{Name: name, lab: l, ns: -1}
+	n := &Node{Name: name, lab: l, ns: -1, RunDir: filepath.Join(l.dir, name, "run")}
 	l.mu.Lock()
 	l.nodes = append(l.nodes, n)
 	l.mu.Unlock()
+	if err := os.MkdirAll(n.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run directory of %s: %w", name, err)
+	}
 	ns, err := netns.GetFromName(name)
 	if err != nil {
 		return nil, fmt.Errorf("open namespace %s: %w", name, err)
@@ -548,6 +557,12 @@ func (l *Lab) Close() error {
 		}
 		if err := deleteNetns(ctx, l.ID, n.Name); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// Only after every process is gone: they may still write to RunDir.
+	if l.dir != "" {
+		if err := os.RemoveAll(l.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove lab directory: %w", err))
 		}
 	}
 	if l.ID != "" {

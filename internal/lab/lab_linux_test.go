@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -145,6 +147,31 @@ func TestTwoOffices(t *testing.T) {
 			if got := strings.TrimSpace(string(out)); got != tc.want {
 				t.Errorf("ip_forward in %s = %s, want %s", tc.node.Name, got, tc.want)
 			}
+		}
+	})
+
+	t.Run("each node has its own /run", func(t *testing.T) {
+		if _, err := o1.Gateway.Exec(ctx, "sh", "-c", "mkdir -p /var/run/lanlink && echo o1 > /run/lanlink/probe"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o2.Gateway.Exec(ctx, "sh", "-c", "mkdir -p /run/lanlink && echo o2 > /run/lanlink/probe"); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			n    *Node
+			want string
+		}{{o1.Gateway, "o1\n"}, {o2.Gateway, "o2\n"}} {
+			got, err := os.ReadFile(filepath.Join(tc.n.RunDir, "lanlink", "probe"))
+			if err != nil || string(got) != tc.want {
+				t.Errorf("%s/lanlink/probe = %q, %v; want %q", tc.n.RunDir, got, err, tc.want)
+			}
+			out, err := tc.n.Exec(ctx, "cat", "/run/lanlink/probe")
+			if err != nil || string(out) != tc.want {
+				t.Errorf("/run/lanlink/probe in %s = %q, %v; want %q", tc.n.Name, out, err, tc.want)
+			}
+		}
+		if _, err := os.Stat("/run/lanlink/probe"); err == nil {
+			t.Errorf("a node's /run write reached the host's /run")
 		}
 	})
 
@@ -352,6 +379,9 @@ func TestCloseRemovesEverything(t *testing.T) {
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("listener after Close: Accept = %v, want net.ErrClosed", err)
+	}
+	if _, err := os.Stat(l.Offices[0].Gateway.RunDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("node run directory after Close: %v, want it removed", err)
 	}
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

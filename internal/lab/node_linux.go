@@ -47,7 +47,18 @@ func (n *Node) do(fn func() error) error {
 	return <-errc
 }
 
-// Exec runs argv in the node's namespace (`ip netns exec`) and returns its
+// command wraps argv to run in the node's namespace with the node's own
+// /run. `ip netns exec` gives each command a private mount namespace (and
+// makes / a slave), so the bind mount is seen by that command and its
+// children only, never by the host. Both ip and sh exec in place, so the
+// PID of the command is argv's PID.
+func (n *Node) command(argv []string) []string {
+	return append([]string{"ip", "netns", "exec", n.Name,
+		"sh", "-c", `mount --bind "$0" /run && exec "$@"`, n.RunDir}, argv...)
+}
+
+// Exec runs argv in the node's namespace (`ip netns exec`), with RunDir as
+// /run, and returns its
 // combined output. Without a deadline in ctx it is bounded by
 // DefaultExecTimeout. A non-zero exit is an error that includes the output.
 func (n *Node) Exec(ctx context.Context, argv ...string) ([]byte, error) {
@@ -58,14 +69,15 @@ func (n *Node) execInput(ctx context.Context, stdin []byte, argv ...string) ([]b
 	if len(argv) == 0 {
 		return nil, errors.New("exec: empty command")
 	}
-	out, err := runCmd(ctx, stdin, append([]string{"ip", "netns", "exec", n.Name}, argv...)...)
+	out, err := runCmd(ctx, stdin, n.command(argv)...)
 	if err != nil {
 		return out, fmt.Errorf("in %s: %s: %w: %s", n.Name, strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
 	}
 	return out, nil
 }
 
-// Start runs argv in the background in the node's namespace. Its stdout
+// Start runs argv in the background in the node's namespace, with RunDir
+// as /run. Its stdout
 // and stderr go to logfile (created or truncated) or, with logfile "", to
 // memory (Proc.Output). The process is stopped when ctx is done, by
 // Proc.Stop, or by Lab.Close; if the test process dies it gets SIGKILL.
@@ -101,7 +113,8 @@ func (n *Node) Start(ctx context.Context, argv []string, logfile string) (*Proc,
 		// means the signal comes only when the whole process dies.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name}, argv...)...)
+		full := n.command(argv)
+		cmd := exec.Command(full[0], full[1:]...)
 		cmd.Stdout, cmd.Stderr = out, out
 		// Own process group: a Ctrl-C meant for `lanlink lab` reaches the
 		// lab, which then stops its children in order.
@@ -115,7 +128,7 @@ func (n *Node) Start(ctx context.Context, argv []string, logfile string) (*Proc,
 			started <- err
 			return
 		}
-		// `ip netns exec` execs argv in place, so this PID is argv's.
+		// ip and sh exec in place (see command), so this PID is argv's.
 		p.PID, p.proc = cmd.Process.Pid, cmd.Process
 		started <- nil
 		p.err = cmd.Wait()
