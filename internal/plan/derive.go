@@ -17,6 +17,18 @@ type planIndex struct {
 	byKey  map[wgtypes.Key]int
 	sorted []int // site indexes ordered by name
 	hub    int   // -1 when no site has an endpoint
+	nNAT   int   // sites without an endpoint
+	// Per site, sorted: its LANs, and what a peer entry for it allows
+	// (its tunnel addresses as host prefixes plus its LANs).
+	lans    [][]netip.Prefix
+	allowed [][]netip.Prefix
+	// Every LAN with its site, sorted, so Routes is a filter, not a sort.
+	allLANs []siteLAN
+}
+
+type siteLAN struct {
+	pfx  netip.Prefix
+	site int
 }
 
 func (p *Plan) index() {
@@ -24,13 +36,26 @@ func (p *Plan) index() {
 }
 
 func (p *Plan) buildIndex() *planIndex {
-	x := &planIndex{byName: make(map[string]int, len(p.Sites)), byKey: make(map[wgtypes.Key]int, len(p.Sites)), hub: -1}
+	n := len(p.Sites)
+	x := &planIndex{byName: make(map[string]int, n), byKey: make(map[wgtypes.Key]int, n), hub: -1,
+		lans: make([][]netip.Prefix, n), allowed: make([][]netip.Prefix, n)}
 	for i, s := range p.Sites {
 		x.byName[s.Name] = i
 		x.byKey[s.PublicKey] = i
 		x.sorted = append(x.sorted, i)
+		if s.Endpoint == "" {
+			x.nNAT++
+		}
+		x.lans[i] = slices.Clone(s.LANs)
+		sortPrefixes(x.lans[i])
+		x.allowed[i] = append(hostPrefixes(s.Addresses, len(s.LANs)), s.LANs...)
+		sortPrefixes(x.allowed[i])
+		for _, l := range s.LANs {
+			x.allLANs = append(x.allLANs, siteLAN{l, i})
+		}
 	}
 	slices.SortFunc(x.sorted, func(a, b int) int { return cmp.Compare(p.Sites[a].Name, p.Sites[b].Name) })
+	slices.SortFunc(x.allLANs, func(a, b siteLAN) int { return comparePrefix(a.pfx, b.pfx) })
 	if i, ok := x.byName[p.Network.Hub]; ok && p.Network.Hub != "" {
 		x.hub = i
 	} else {
@@ -113,59 +138,66 @@ func (p *Plan) SiteConfig(name string) (*SiteConfig, error) {
 	if keepalive == 0 {
 		keepalive = DefaultKeepalive
 	}
-	nNAT := 0
-	for i := range p.Sites {
-		if nat(i) {
-			nNAT++
-		}
-	}
-	c.Relay = si == x.hub && nNAT >= 2
+	c.Relay = si == x.hub && x.nNAT >= 2
 
-	routes := 0
-	for i := range p.Sites {
-		if i != si {
-			routes += len(p.Sites[i].LANs)
-		}
-	}
-	c.Routes = make([]netip.Prefix, 0, routes)
-
-	for _, oi := range x.sorted {
-		if oi == si {
+	// One backing array each for all peers' AllowedIPs and LANs: a full
+	// mesh of n sites derives n² peers, and per-peer slices would make
+	// allocation dominate. Each peer gets a capacity-capped window, so an
+	// append by a caller cannot spill into its neighbour.
+	var nAllowed, nLANs, nPeers int
+	for oi := range p.Sites {
+		if oi == si || (selfNAT && nat(oi)) {
+			if oi != si {
+				nAllowed += len(x.allowed[oi]) // rides on the hub's entry
+			}
 			continue
 		}
+		nPeers++
+		nAllowed += len(x.allowed[oi])
+		nLANs += len(x.lans[oi])
+	}
+	allowedBuf := make([]netip.Prefix, 0, nAllowed)
+	lanBuf := make([]netip.Prefix, 0, nLANs)
+	window := func(buf *[]netip.Prefix, start int) []netip.Prefix {
+		return (*buf)[start:len(*buf):len(*buf)]
+	}
+	c.Peers = make([]Peer, 0, nPeers)
+
+	for _, oi := range x.sorted {
+		if oi == si || (selfNAT && nat(oi)) {
+			continue // NAT-to-NAT is reached through the hub's entry below
+		}
 		o := &p.Sites[oi]
-		c.Routes = append(c.Routes, o.LANs...)
-		if selfNAT && nat(oi) {
-			continue // reached through the hub's entry below
+		peer := Peer{Site: o.Name, PublicKey: o.PublicKey, Endpoint: o.Endpoint}
+		start := len(allowedBuf)
+		allowedBuf = append(allowedBuf, x.allowed[oi]...)
+		if selfNAT && oi == x.hub {
+			for _, mi := range x.sorted {
+				if mi != si && nat(mi) {
+					peer.Via = append(peer.Via, p.Sites[mi].Name)
+					allowedBuf = append(allowedBuf, x.allowed[mi]...)
+				}
+			}
+			sortPrefixes(allowedBuf[start:])
 		}
-		peer := Peer{
-			Site:       o.Name,
-			PublicKey:  o.PublicKey,
-			Endpoint:   o.Endpoint,
-			AllowedIPs: hostPrefixes(o.Addresses, len(o.LANs)),
-			LANs:       slices.Clone(o.LANs),
-		}
-		peer.AllowedIPs = append(peer.AllowedIPs, o.LANs...)
+		peer.AllowedIPs = window(&allowedBuf, start)
+		start = len(lanBuf)
+		lanBuf = append(lanBuf, x.lans[oi]...)
+		peer.LANs = window(&lanBuf, start)
 		if selfNAT {
 			peer.PersistentKeepalive = keepalive
 		}
-		if selfNAT && oi == x.hub {
-			for _, mi := range x.sorted {
-				if mi == si || !nat(mi) {
-					continue
-				}
-				m := &p.Sites[mi]
-				peer.Via = append(peer.Via, m.Name)
-				peer.AllowedIPs = append(peer.AllowedIPs, hostPrefixes(m.Addresses, 0)...)
-				peer.AllowedIPs = append(peer.AllowedIPs, m.LANs...)
-			}
-		}
-		sortPrefixes(peer.AllowedIPs)
-		sortPrefixes(peer.LANs)
 		c.Peers = append(c.Peers, peer)
 	}
-	sortPrefixes(c.Routes)
-	c.Routes = slices.Compact(c.Routes)
+
+	// Every other site's LANs, relayed ones included; the tunnel prefix is
+	// covered by the interface address.
+	c.Routes = make([]netip.Prefix, 0, len(x.allLANs))
+	for _, l := range x.allLANs {
+		if l.site != si && (len(c.Routes) == 0 || c.Routes[len(c.Routes)-1] != l.pfx) {
+			c.Routes = append(c.Routes, l.pfx)
+		}
+	}
 	return c, nil
 }
 
