@@ -37,11 +37,6 @@ func New(ctx context.Context, tb TB, cfg Config) (*Lab, error) {
 		procs:   map[*Proc]struct{}{},
 		closers: map[io.Closer]struct{}{},
 	}
-	dir, err := os.MkdirTemp("", "lanlink-lab-")
-	if err != nil {
-		return nil, fmt.Errorf("lab directory: %w", err)
-	}
-	l.dir = dir
 	if err := l.build(ctx, lans); err != nil {
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove half-built lab %s: %w", l.ID, cerr))
@@ -285,36 +280,39 @@ func (n *Node) sysctls(s []sysctl) error {
 	})
 }
 
-// reserve picks the lab ID by creating its internet namespace: `ip netns
-// add` fails on an existing name, so two labs can never share an ID.
+// reserve picks the lab ID and creates the lab directory and the internet
+// namespace. The directory is created with mkdir, which fails if it exists,
+// so two labs on one machine can never share an ID; `ip netns add` failing
+// on an existing name is the second guard.
 func (l *Lab) reserve(ctx context.Context) (*Node, error) {
-	if l.cfg.ID != "" {
-		l.ID = l.cfg.ID
-		if used, err := idInUse(l.ID); err != nil || used {
-			if err == nil {
-				err = fmt.Errorf("namespaces named %s-* already exist", l.ID)
-			}
-			return nil, fmt.Errorf("lab ID %s: %w", l.ID, err)
+	for attempt := 1; ; attempt++ {
+		id := l.cfg.ID
+		if id == "" {
+			id = NewID()
 		}
-		return l.addNode(ctx, nsInternet(l.ID))
-	}
-	var lastErr error
-	for range 8 {
-		id := NewID()
-		if used, err := idInUse(id); err != nil {
+		used, err := idInUse(id)
+		if err != nil {
 			return nil, err
-		} else if used {
-			continue
 		}
-		l.ID = id
-		n, err := l.addNode(ctx, nsInternet(id))
-		if err == nil {
-			return n, nil
+		dir := labDir(id)
+		if !used {
+			err = os.Mkdir(dir, 0o755)
+			if err == nil {
+				l.ID, l.dir = id, dir
+				return l.addNode(ctx, nsInternet(id))
+			}
+			if !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("lab directory: %w", err)
+			}
 		}
-		lastErr = err
+		if l.cfg.ID != "" || attempt == 8 {
+			return nil, fmt.Errorf("lab ID %s is in use: namespaces %s-* or directory %s exist", id, id, dir)
+		}
 	}
-	return nil, fmt.Errorf("pick a free lab ID: %w", lastErr)
 }
+
+// labDir holds the RunDir of every node of lab id.
+func labDir(id string) string { return filepath.Join(os.TempDir(), "lanlink-lab-"+id) }
 
 func idInUse(id string) (bool, error) {
 	names, err := listNetns()

@@ -434,7 +434,27 @@ func TestNewFailsHalfway(t *testing.T) {
 			if got := labNamespaces(t, id); len(got) != 0 {
 				t.Errorf("namespaces left after failed New: %v", got)
 			}
+			if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("lab directory after failed New: %v, want it removed", err)
+			}
 		})
+	}
+}
+
+func TestIDInUseIsRefused(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	l := newLab(t, Config{Offices: 2})
+	_, err := New(testCtx(t, time.Minute), t, Config{Offices: 2, ID: l.ID})
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("New with the ID of a live lab = %v, want an in-use error", err)
+	}
+	// The refused New must not have touched the live lab.
+	if n := len(labNamespaces(t, l.ID)); n != 7 {
+		t.Errorf("live lab has %d namespaces, want 7", n)
+	}
+	if err := l.Offices[0].Hosts[0].Ping(testCtx(t, 10*time.Second), l.Offices[0].GatewayLAN, 1); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -485,12 +505,19 @@ func TestCleanupLeftovers(t *testing.T) {
 			runCmd(context.Background(), nil, "ip", "netns", "delete", name)
 		})
 	}
+	if err := os.MkdirAll(filepath.Join(labDir(dead), dead+"-o1r", "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(labDir(dead)) })
 	removed, err := CleanupLeftovers(ctx, dead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{dead + "-inet", dead + "-o1h3", dead + "-o1r"}, removed); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(labDir(dead)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dead lab's directory: %v, want it removed", err)
 	}
 	all, err := listNetns()
 	if err != nil {
@@ -513,6 +540,9 @@ func TestCleanupLeftovers(t *testing.T) {
 	}
 	if n := len(labNamespaces(t, live.ID)); n != 7 {
 		t.Errorf("live lab has %d namespaces after CleanupLeftovers, want 7", n)
+	}
+	if _, err := os.Stat(live.Offices[0].Gateway.RunDir); err != nil {
+		t.Errorf("live lab's run directory: %v", err)
 	}
 	if _, err := CleanupLeftovers(ctx, "x; rm"); !errors.Is(err, ErrConfig) {
 		t.Errorf("bad ID: %v, want ErrConfig", err)

@@ -21,7 +21,8 @@ import (
 // A lab is dead when no process holds any of its namespaces, neither by
 // running in it nor by an open file descriptor (a live Lab keeps one open
 // per namespace). A live lab is skipped and reported with ErrLabInUse.
-// Processes are never signalled: a live lab's owner must Close it.
+// Processes are never signalled: a live lab's owner must Close it. A dead
+// lab's directory (the nodes' RunDirs) is removed with its namespaces.
 // It returns the namespaces it deleted.
 func CleanupLeftovers(ctx context.Context, id string) ([]string, error) {
 	if id != "" && !idRe.MatchString(id) {
@@ -65,6 +66,9 @@ func CleanupLeftovers(ctx context.Context, id string) ([]string, error) {
 				continue
 			}
 			removed = append(removed, name)
+		}
+		if err := os.RemoveAll(labDir(lid)); err != nil {
+			errs = append(errs, fmt.Errorf("lab %s: remove directory: %w", lid, err))
 		}
 	}
 	return removed, errors.Join(errs...)

@@ -77,9 +77,8 @@ func (n *Node) execInput(ctx context.Context, stdin []byte, argv ...string) ([]b
 }
 
 // Start runs argv in the background in the node's namespace, with RunDir
-// as /run. Its stdout
-// and stderr go to logfile (created or truncated) or, with logfile "", to
-// memory (Proc.Output). The process is stopped when ctx is done, by
+// as /run. Its stdout and stderr go to logfile (created or truncated) or,
+// with logfile "", to memory (Proc.Output). The process is stopped when ctx is done, by
 // Proc.Stop, or by Lab.Close; if the test process dies it gets SIGKILL.
 func (n *Node) Start(ctx context.Context, argv []string, logfile string) (*Proc, error) {
 	if len(argv) == 0 {
