@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"lanlink/internal/plan"
+)
+
+func newCheckCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Validate the plan: print ok or every problem found",
+		Long: `Validate the plan before anything touches a machine. Prints "ok: N sites",
+or every problem found (file, line, site, field and how to fix it) and exits 1.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := e.loadPlan()
+			var ps plan.Problems
+			if errors.As(err, &ps) {
+				// The problems are the answer the user asked for.
+				fmt.Fprintln(e.stdout, ps.Error())
+				return silentError{}
+			}
+			if err != nil {
+				return err
+			}
+			// Every site must also be derivable: a plan can be valid
+			// field by field and still leave a site without a path.
+			failed := false
+			for _, s := range p.Sites {
+				if _, err := p.SiteConfig(s.Name); err != nil {
+					fmt.Fprintf(e.stdout, "%s: site %q: %v\n", e.planPath, s.Name, err)
+					failed = true
+				}
+			}
+			if failed {
+				return silentError{}
+			}
+			fmt.Fprintf(e.stdout, "ok: %d sites\n", len(p.Sites))
+			return nil
+		},
+	}
+}
