@@ -1,6 +1,3 @@
-// Package devicetest provides a fake device.Device for the unit tests of
-// packages that drive a WireGuard device (the agent). It records every
-// applied Config and reports configurable stats; it touches no OS state.
 package devicetest
 
 import (
