@@ -30,6 +30,7 @@ var commands = []func(*env) *cobra.Command{
 	newSiteCmd,
 	newCheckCmd,
 	newRenderCmd,
+	newServiceCmd,
 }
 
 // env is what a command may use of the outside world; tests fill it in.
