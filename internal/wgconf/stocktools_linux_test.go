@@ -40,10 +40,11 @@ func TestStockToolsAcceptRender(t *testing.T) {
 		}
 	}
 	seeds := map[string]byte{"mesh-gamma": seedGamma, "nat-site": seedNat1, "relay-hub": seedHub, "ipv6": seedAlpha, "mesh-alpha": seedAlpha, "mesh-beta": seedBeta}
-	for name, c := range renderCases() {
+	for name := range renderCases() {
 		for _, embed := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/embed=%v", name, embed), func(t *testing.T) {
 				t.Parallel()
+				c := renderCases()[name] // own copy: it is modified below
 				seed, ok := seeds[name]
 				if !ok {
 					t.Fatalf("no key seed for case %s", name)
