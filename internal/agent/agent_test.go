@@ -259,7 +259,9 @@ func TestStartRefusesWithoutTouchingTheHost(t *testing.T) {
 		{"site named but key differs", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) { o.Site = "beta" }, "lanlink site set beta --public-key"},
 		{"no such site", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) { o.Site = "delta" }, `no site named "delta"`},
 		{"interface taken", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) { s.exists["lltest0"] = "veth" }, "interface lltest0 already exists (veth)"},
-		{"device fails", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) { s.openErr = errors.New("listen port 51820 in use") }, "port 51820 in use"},
+		{"device fails", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) {
+			s.openErr = errors.New("listen port 51820 in use")
+		}, "port 51820 in use"},
 		{"broken plan", func(t *testing.T, n *testNet, s *fakeSystem, o *Options) { n.write(t, []byte("[network\n")) }, "network.toml"},
 	}
 	for _, tt := range tests {

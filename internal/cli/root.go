@@ -31,6 +31,10 @@ var commands = []func(*env) *cobra.Command{
 	newCheckCmd,
 	newRenderCmd,
 	newServiceCmd,
+	newUpCmd,
+	newDownCmd,
+	newReloadCmd,
+	newStatusCmd,
 }
 
 // env is what a command may use of the outside world; tests fill it in.

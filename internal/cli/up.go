@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"lanlink/internal/agent"
+	"lanlink/internal/keys"
+	"lanlink/internal/sdnotify"
+)
+
+// agentFlags are the flags shared by the commands that run or talk to an
+// agent.
+type agentFlags struct {
+	iface    string
+	stateDir string
+}
+
+func (f *agentFlags) register(cmd *cobra.Command, e *env) {
+	cmd.Flags().StringVar(&f.iface, "interface", "lanlink0", "the tunnel interface")
+	def := agent.DefaultStateDir
+	if d := e.getenv("LANLINK_STATE_DIR"); d != "" {
+		def = d
+	}
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", def, "where agents keep control sockets, locks and journals ($LANLINK_STATE_DIR)")
+	cmd.Flags().MarkHidden("state-dir")
+}
+
+func (f *agentFlags) client() *agent.Client {
+	return &agent.Client{StateDir: f.stateDir, Interface: f.iface}
+}
+
+func newUpCmd(e *env) *cobra.Command {
+	var (
+		af      agentFlags
+		keyFile string
+		site    string
+		backend string
+	)
+	cmd := &cobra.Command{
+		Use:   "up [--key FILE] [--site NAME] [--interface NAME] [--backend auto|kernel|userspace]",
+		Short: "Run this gateway's site agent in the foreground",
+		Long: `Bring this gateway's site up and keep it running: find the site in the plan
+by the public key of the local private key (or --site), create the WireGuard
+interface (kernel WireGuard when the kernel has it, embedded userspace
+WireGuard otherwise), set its address, peers and routes to every remote LAN,
+and turn on forwarding. Applying is all-or-nothing.
+
+The agent reloads the plan when the file changes, on SIGHUP and on
+"lanlink reload". SIGINT, SIGTERM or "lanlink down" stop it and leave the
+host as it was before.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch backend {
+			case "auto", "kernel", "userspace":
+			default:
+				return usagef("up: --backend must be auto, kernel or userspace, not %q", backend)
+			}
+			ctx := cmd.Context()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			reload := make(chan struct{}, 1)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						select {
+						case reload <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}()
+			log := e.agentLogger()
+			a, err := agent.Start(ctx, agent.Options{
+				PlanPath:  e.planPath,
+				KeyPath:   keyFile,
+				Site:      site,
+				Interface: af.iface,
+				Backend:   backend,
+				StateDir:  af.stateDir,
+				Logger:    log,
+				Reload:    reload,
+				Notify: func(state string) {
+					if err := sdnotify.Notify(state); err != nil {
+						log.Warn("notify service manager", "err", err)
+					}
+				},
+			})
+			if err != nil {
+				return err
+			}
+			if interval, ok := sdnotify.WatchdogInterval(); ok {
+				// The watchdog is fed only while the agent's loop answers
+				// its own control socket, so a wedged agent is restarted.
+				c := af.client()
+				c.Timeout = interval / 4
+				go sdnotify.Watchdog(ctx, interval, func() bool {
+					_, err := c.Status(ctx)
+					return err == nil
+				})
+			}
+			return a.Wait(ctx)
+		},
+	}
+	af.register(cmd, e)
+	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
+	cmd.Flags().StringVar(&site, "site", "", "this gateway's site (default: found by the key's public key)")
+	cmd.Flags().StringVar(&backend, "backend", "auto", "WireGuard backend: auto, kernel or userspace")
+	return cmd
+}
+
+// agentLogger logs at Info: an agent's log is its record of what it changed
+// on the host.
+func (e *env) agentLogger() *slog.Logger {
+	level := slog.LevelInfo
+	if e.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
