@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lanlink/internal/agent"
+	"lanlink/internal/lab"
+	"lanlink/internal/testutil"
+)
+
+// lanlinkBin is the lanlink binary under test, built once by TestMain.
+var lanlinkBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lanlink-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lanlinkBin = filepath.Join(dir, "lanlink")
+	build := exec.Command("go", "build", "-o", lanlinkBin, "lanlink/cmd/lanlink")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build lanlink:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const iface = "lanlink0" // every gateway has its own namespace and /run
+
+// net is a lab whose offices are sites of one plan.
+type network struct {
+	t     *testing.T
+	lab   *lab.Lab
+	dir   string
+	plan  string
+	sites []*site
+}
+
+type site struct {
+	name   string
+	office *lab.Office
+	key    string
+	pub    string
+	proc   *lab.Proc
+	log    string
+	tunnel netip.Addr
+}
+
+type netOpts struct {
+	offices int
+	noFwd   []int // offices (1-based) behind NAT without port forward: no endpoint
+}
+
+// newNetwork builds a lab, creates a key on every gateway and a plan with
+// every office as a site. Nothing runs yet.
+func newNetwork(t *testing.T, o netOpts) *network {
+	t.Helper()
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	l, err := lab.New(ctx, t, lab.Config{Offices: o.offices, NoPortForward: o.noFwd})
+	if err != nil {
+		t.Fatalf("build lab: %v", err)
+	}
+	n := &network{t: t, lab: l, dir: t.TempDir()}
+	n.plan = filepath.Join(n.dir, "network.toml")
+	run(t, "init", "-f", n.plan, "--tunnel", "10.255.0.0/24", "--name", "e2e")
+	for _, off := range l.Offices {
+		s := &site{name: fmt.Sprintf("office%d", off.Index), office: off, key: filepath.Join(n.dir, off.Name, "private.key"), log: filepath.Join(n.dir, off.Name+".log")}
+		out, err := off.Gateway.Exec(ctx, lanlinkBin, "keygen", "--key", s.key)
+		if err != nil {
+			t.Fatalf("keygen on %s: %v", off.Name, err)
+		}
+		s.pub = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		n.sites = append(n.sites, s)
+	}
+	for _, s := range n.sites {
+		n.addSite(s, !contains(o.noFwd, s.office.Index))
+	}
+	return n
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *network) addSite(s *site, endpoint bool) {
+	n.t.Helper()
+	args := []string{"site", "add", s.name, "-f", n.plan, "--public-key", s.pub, "--lan", s.office.LAN.String()}
+	if endpoint {
+		args = append(args, "--endpoint", s.office.Endpoint().String())
+	}
+	out := run(n.t, args...)
+	s.tunnel = netip.MustParseAddr(strings.Fields(out)[0])
+}
+
+// run runs the lanlink CLI outside the lab (plan editing needs no namespace).
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, lanlinkBin, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("lanlink %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return string(out)
+}
+
+// lanlink runs the lanlink CLI on s's gateway.
+func (s *site) lanlink(ctx context.Context, args ...string) (string, error) {
+	out, err := s.office.Gateway.Exec(ctx, append([]string{lanlinkBin}, args...)...)
+	return string(out), err
+}
+
+// up starts s's agent in the background.
+func (n *network) up(s *site) {
+	n.t.Helper()
+	p, err := s.office.Gateway.Start(context.Background(), []string{lanlinkBin, "up", "-f", n.plan, "--key", s.key, "--interface", iface}, s.log)
+	if err != nil {
+		n.t.Fatalf("start agent on %s: %v", s.name, err)
+	}
+	s.proc = p
+	n.t.Cleanup(func() {
+		if n.t.Failed() {
+			b, _ := os.ReadFile(s.log)
+			n.t.Logf("agent log of %s:\n%s", s.name, b)
+		}
+	})
+}
+
+func (n *network) upAll() {
+	n.t.Helper()
+	for _, s := range n.sites {
+		n.up(s)
+	}
+	for _, s := range n.sites {
+		n.waitUp(s)
+	}
+}
+
+// waitUp waits until s's agent answers status.
+func (n *network) waitUp(s *site) *agent.Status {
+	n.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		st, err := s.status()
+		if err == nil {
+			return st
+		}
+		lastErr = err
+		select {
+		case <-s.proc.Done():
+			b, _ := os.ReadFile(s.log)
+			n.t.Fatalf("agent on %s exited:\n%s", s.name, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	n.t.Fatalf("agent on %s not up within 15 s: %v", s.name, lastErr)
+	return nil
+}
+
+func (s *site) status() (*agent.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := s.lanlink(ctx, "status", "--json", "--interface", iface)
+	if err != nil {
+		return nil, err
+	}
+	var st agent.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("status output %q: %w", out, err)
+	}
+	return &st, nil
+}
+
+// host is the first LAN host of office s.
+func (s *site) host() *lab.Node { return s.office.Hosts[0] }
+
+// waitPing waits until from reaches to (bounded), returning how long it took.
+func waitPing(t *testing.T, from *lab.Node, to netip.Addr, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = from.Ping(ctx, to, 1)
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+	}
+	t.Fatalf("%s cannot reach %s within %v: %v", from.Name, to, within, err)
+	return 0
+}
+
+// snapshot is everything of a node's network state that lanlink may touch.
+func snapshot(t *testing.T, n *lab.Node) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, argv := range [][]string{
+		{"ip", "-o", "link", "show"},
+		{"ip", "-o", "addr", "show"},
+		{"ip", "route", "show", "table", "all"},
+		{"cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"},
+		{"sh", "-c", "ls /run/lanlink /run/wireguard 2>/dev/null | grep -v '^/run' | grep -v '\\.lock$' || true"},
+	} {
+		out, err := n.Exec(ctx, argv...)
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", n.Name, err)
+		}
+		b.WriteString(strings.Join(argv, " ") + ":\n" + normalizeSnapshot(string(out)))
+	}
+	return b.String()
+}
+
+// normalizeSnapshot drops what changes on its own: address lifetimes, and
+// IPv6 link-local addresses of the lab's interfaces, which finish duplicate
+// address detection (and gain a local route) at their own pace.
+func normalizeSnapshot(s string) string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "fe80:") {
+			continue
+		}
+		if i := strings.Index(line, "valid_lft"); i >= 0 {
+			line = line[:i]
+		}
+		out = append(out, strings.TrimSpace(line))
+	}
+	return strings.Join(out, "\n") + "\n"
+}
