@@ -95,6 +95,7 @@ type Agent struct {
 	devCfg     device.Config
 	resolved   map[wgtypes.Key]netip.AddrPort // endpoint last given to the device, per peer
 	generation int
+	reloadErrs int
 	planErr    string
 	planStamp  fileStamp
 	keyStamp   fileStamp
@@ -371,6 +372,7 @@ func (a *Agent) reload(ctx context.Context, why string) error {
 		// does not retry the same bad plan every second.
 		a.planStamp, a.keyStamp = stamp(a.o.PlanPath), stamp(a.o.KeyPath)
 		a.planErr = err.Error()
+		a.reloadErrs++
 		a.log.Error("plan rejected; keeping the running configuration", "why", why, "err", err)
 		a.o.Notify("STATUS=plan rejected: " + err.Error())
 		return err
@@ -391,7 +393,7 @@ func (a *Agent) status() Status {
 		Network: a.cfg.Network, Site: a.cfg.Site, PublicKey: a.cfg.PublicKey.String(),
 		Backend: a.dev.Backend(), Interface: a.o.Interface, Addresses: a.cfg.Addresses,
 		ListenPort: a.cfg.ListenPort, PID: os.Getpid(), Started: a.started, Plan: a.o.PlanPath,
-		Generation: a.generation, PlanError: a.planErr,
+		Generation: a.generation, PlanError: a.planErr, ReloadErrors: a.reloadErrs,
 	}
 	stats, err := a.dev.Stats()
 	if err != nil {
@@ -399,6 +401,23 @@ func (a *Agent) status() Status {
 	}
 	st.Peers = peerStatuses(a.cfg, stats, time.Now())
 	return st
+}
+
+// Status returns the agent's current status. It is safe to call from any
+// goroutine while Wait runs (metrics, watchdog); it is answered by the loop.
+func (a *Agent) Status(ctx context.Context) (Status, error) {
+	r := ctlRequest{op: OpStatus, reply: make(chan response, 1)}
+	select {
+	case a.reqs <- r:
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
+	select {
+	case resp := <-r.reply:
+		return *resp.Status, nil
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
 }
 
 // teardown undoes everything Start did, in reverse. It is safe on a

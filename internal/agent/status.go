@@ -39,8 +39,10 @@ type Status struct {
 	Generation int `json:"generation"`
 	// PlanError is set while the newest plan on disk is rejected; the
 	// agent keeps running the last good one.
-	PlanError string       `json:"plan_error,omitempty"`
-	Peers     []PeerStatus `json:"peers"`
+	PlanError string `json:"plan_error,omitempty"`
+	// ReloadErrors counts rejected plans since start.
+	ReloadErrors int          `json:"reload_errors"`
+	Peers        []PeerStatus `json:"peers"`
 }
 
 // PeerStatus is one peer's line in status.
