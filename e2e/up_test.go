@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,13 +65,7 @@ func TestThreeOfficesFullMesh(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, netOpts{offices: 3})
 	n.upAll()
-	for _, from := range n.sites {
-		for _, to := range n.sites {
-			if from != to {
-				waitPing(t, from.host(), to.host().Addr, 10*time.Second)
-			}
-		}
-	}
+	allReach(t, n.sites, 10*time.Second)
 	for _, s := range n.sites {
 		st, err := s.status()
 		if err != nil {
@@ -92,13 +85,7 @@ func TestNATSitesRelayThroughHub(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t, netOpts{offices: 3, noFwd: []int{2, 3}})
 	n.upAll()
-	for _, from := range n.sites {
-		for _, to := range n.sites {
-			if from != to {
-				waitPing(t, from.host(), to.host().Addr, 15*time.Second)
-			}
-		}
-	}
+	allReach(t, n.sites, 15*time.Second)
 }
 
 // A third office added to the plan: restarting the agents with the new plan
@@ -121,13 +108,7 @@ func TestThirdOfficeAfterRestart(t *testing.T) {
 	n.addSite(third, true)
 	n.sites = append(n.sites, third)
 	n.upAll()
-	for _, from := range n.sites {
-		for _, to := range n.sites {
-			if from != to {
-				waitPing(t, from.host(), to.host().Addr, 10*time.Second)
-			}
-		}
-	}
+	allReach(t, n.sites, 10*time.Second)
 }
 
 // down and SIGTERM leave the gateway exactly as before up; up twice is
@@ -195,6 +176,18 @@ func TestDownLeavesNothing(t *testing.T) {
 			t.Errorf("gateway after kill -9, up, down differs from before:\n%s", diff)
 		}
 	})
+}
+
+// allReach waits until every site's LAN host reaches every other's.
+func allReach(t *testing.T, sites []*site, within time.Duration) {
+	t.Helper()
+	for _, from := range sites {
+		for _, to := range sites {
+			if from != to {
+				waitPing(t, from.host(), to.host().Addr, within)
+			}
+		}
+	}
 }
 
 // lineDiff lists the lines only in a (-) or only in b (+).
@@ -313,5 +306,4 @@ func TestConflictsLeaveHostUnchanged(t *testing.T) {
 			t.Errorf("gateway changed by a failed up:\n%s", diff)
 		}
 	})
-	_ = os.Remove
 }
