@@ -1,0 +1,87 @@
+// Package firewalltest provides a fake firewall.Firewall for tests of
+// callers (the agent). It keeps the table it would create as nft text
+// (firewall.Render), so tests compare it with cmp.Diff. It must not touch
+// the real ruleset.
+package firewalltest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"lanlink/internal/firewall"
+)
+
+// ErrInjected is the default error of a Set failed by FailNextSet.
+var ErrInjected = errors.New("injected firewall failure")
+
+// Fake is an in-memory firewall.Firewall. Like the real one, Set is
+// all-or-nothing. Its zero value is ready to use; it is safe for
+// concurrent use.
+type Fake struct {
+	mu      sync.Mutex
+	cur     firewall.Config
+	sets    int
+	closed  bool
+	failErr error
+}
+
+var _ firewall.Firewall = (*Fake)(nil)
+
+// FailNextSet makes the next Set fail with err (ErrInjected if nil) and
+// change nothing.
+func (f *Fake) FailNextSet(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		err = ErrInjected
+	}
+	f.failErr = err
+}
+
+// Set records cfg as the applied state.
+func (f *Fake) Set(cfg firewall.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return fmt.Errorf("firewall set: %w", net.ErrClosed)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := f.failErr; err != nil {
+		f.failErr = nil
+		return err
+	}
+	f.cur = cfg
+	f.sets++
+	return nil
+}
+
+// Close removes the table.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.cur = firewall.Config{}
+	return nil
+}
+
+// Ruleset is what the real Firewall would have in the kernel now: "" when
+// there is no table.
+func (f *Fake) Ruleset() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur.Interface == "" {
+		return ""
+	}
+	return firewall.Render(f.cur)
+}
+
+// Closed reports whether Close was called.
+func (f *Fake) Closed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
