@@ -15,6 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"lanlink/internal/device"
+	"lanlink/internal/firewall"
 	"lanlink/internal/hostnet"
 	"lanlink/internal/keys"
 	"lanlink/internal/plan"
@@ -57,6 +58,8 @@ type System interface {
 	InterfaceExists(name string) (bool, string, error)
 	OpenDevice(ctx context.Context, o device.OpenOptions) (device.Device, error)
 	NewHost(o hostnet.Options) (hostnet.Host, error)
+	// NewFirewall manages the site's masquerade and MSS clamping rules.
+	NewFirewall(o firewall.Options) (firewall.Firewall, error)
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
@@ -86,6 +89,7 @@ type Agent struct {
 	lock    *os.File
 	dev     device.Device
 	host    hostnet.Host
+	fw      firewall.Firewall
 	ln      net.Listener
 	started time.Time
 
@@ -197,6 +201,9 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	if a.host, err = a.sys.NewHost(hostnet.Options{Logger: a.log, StateDir: o.StateDir}); err != nil {
 		return nil, err
 	}
+	if a.fw, err = a.sys.NewFirewall(firewall.Options{Logger: a.log}); err != nil {
+		return nil, err
+	}
 	if err := a.apply(ctx, key, cfg); err != nil {
 		return nil, err
 	}
@@ -263,6 +270,15 @@ func (a *Agent) apply(ctx context.Context, key wgtypes.Key, cfg *plan.SiteConfig
 		}
 		return err
 	}
+	if err := a.fw.Set(firewallConfig(a.o.Interface, cfg)); err != nil {
+		if prevCfg != nil {
+			if err := a.host.Set(hostConfig(a.o.Interface, prevCfg)); err != nil {
+				a.log.Error("restore previous host network configuration", "err", err)
+			}
+			a.restoreDevice(prev)
+		}
+		return err
+	}
 	a.key, a.cfg, a.devCfg = key, cfg, want
 	for _, p := range want.Peers {
 		if p.Endpoint.IsValid() {
@@ -298,6 +314,11 @@ func hostConfig(iface string, cfg *plan.SiteConfig) hostnet.Config {
 		}
 	}
 	return hc
+}
+
+// firewallConfig is the nftables part of a site's desired state.
+func firewallConfig(iface string, cfg *plan.SiteConfig) firewall.Config {
+	return firewall.Config{Interface: iface, Masquerade: cfg.Masquerade, MSSClamp: cfg.MSSClamp}
 }
 
 // Wait runs the agent until ctx is done or `down` is received, then undoes
@@ -426,6 +447,11 @@ func (a *Agent) teardown() {
 	if a.ln != nil {
 		a.ln.Close()
 		a.wg.Wait()
+	}
+	if a.fw != nil {
+		if err := a.fw.Close(); err != nil {
+			a.log.Error("remove firewall rules", "err", err)
+		}
 	}
 	if a.host != nil {
 		if err := a.host.Close(); err != nil {

@@ -16,6 +16,8 @@ import (
 
 	"lanlink/internal/device"
 	"lanlink/internal/device/devicetest"
+	"lanlink/internal/firewall"
+	"lanlink/internal/firewall/firewalltest"
 	"lanlink/internal/hostnet"
 	"lanlink/internal/hostnet/hostnettest"
 	"lanlink/internal/keys"
@@ -27,6 +29,7 @@ type fakeSystem struct {
 	mu      sync.Mutex
 	dev     *devicetest.Fake
 	host    *hostnettest.Fake
+	fw      *firewalltest.Fake
 	opened  int
 	exists  map[string]string
 	names   map[string][]netip.Addr
@@ -35,7 +38,7 @@ type fakeSystem struct {
 }
 
 func newFakeSystem() *fakeSystem {
-	return &fakeSystem{host: &hostnettest.Fake{}, exists: map[string]string{}, names: map[string][]netip.Addr{}}
+	return &fakeSystem{host: &hostnettest.Fake{}, fw: &firewalltest.Fake{}, exists: map[string]string{}, names: map[string][]netip.Addr{}}
 }
 
 func (s *fakeSystem) CleanLeftovers(stateDir, iface, backend string) error {
@@ -64,6 +67,8 @@ func (s *fakeSystem) OpenDevice(_ context.Context, o device.OpenOptions) (device
 }
 
 func (s *fakeSystem) NewHost(hostnet.Options) (hostnet.Host, error) { return s.host, nil }
+
+func (s *fakeSystem) NewFirewall(firewall.Options) (firewall.Firewall, error) { return s.fw, nil }
 
 func (s *fakeSystem) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
 	s.mu.Lock()

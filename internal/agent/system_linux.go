@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"lanlink/internal/device"
+	"lanlink/internal/firewall"
 	"lanlink/internal/hostnet"
 )
 
@@ -28,6 +29,9 @@ func (realSystem) CleanLeftovers(stateDir, iface, backend string) error {
 		}
 	}
 	if err := hostnet.Recover(stateDir, iface, nil); err != nil {
+		return err
+	}
+	if err := firewall.Recover(firewall.Options{}, iface); err != nil {
 		return err
 	}
 	removeAgentState(stateDir, iface)
@@ -51,6 +55,8 @@ func (realSystem) OpenDevice(ctx context.Context, o device.OpenOptions) (device.
 }
 
 func (realSystem) NewHost(o hostnet.Options) (hostnet.Host, error) { return hostnet.New(o) }
+
+func (realSystem) NewFirewall(o firewall.Options) (firewall.Firewall, error) { return firewall.New(o) }
 
 func (realSystem) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, network, host)
