@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,7 +44,9 @@ type Lab struct {
 	// ID prefixes every namespace of the lab ("ll3k9a" → "ll3k9a-o1g").
 	ID string
 	// Internet is the namespace joining the routers' WAN sides. It routes
-	// between 198.51.100.0/24 and 203.0.113.0/24 (addresses .1 in each).
+	// (never bridges) between every office link and between
+	// 198.51.100.0/24 and 203.0.113.0/24 (addresses .1 in each, on every
+	// office link); its Iface is empty: see Office.InternetIface.
 	Internet *Node
 	// Offices are numbered from 1: Offices[0].Index == 1.
 	Offices []*Office
@@ -74,11 +77,16 @@ type Office struct {
 	LAN     netip.Prefix
 	// WAN is the router's public address (198.51.100.(10+Index) at first;
 	// see ChangeWANAddress). Not safe to read concurrently with a change.
-	WAN         netip.Addr
-	WANIface    string // in Router's namespace
-	GatewayLAN  netip.Addr
-	Port        int  // UDP port forwarded to the gateway
-	PortForward bool // false: gateway is behind NAT without a forward
+	WAN      netip.Addr
+	WANIface string // in Router's namespace
+	// InternetIface is the office link's interface in the Internet
+	// namespace: what enters the internet from this office arrives on it,
+	// and what leaves towards the office (downstream) is queued on it,
+	// so a rate limit there shapes the office's download.
+	InternetIface string
+	GatewayLAN    netip.Addr
+	Port          int  // UDP port forwarded to the gateway
+	PortForward   bool // false: gateway is behind NAT without a forward
 
 	lab *Lab
 }
@@ -112,6 +120,11 @@ type Proc struct {
 	Node    *Node
 	Argv    []string
 	LogFile string // "" when output is kept in memory
+	// StartTime is the kernel's start time of the process (see StopPID),
+	// set for detached processes: with PID it survives this process.
+	StartTime uint64
+	// Detached: started by StartDetached, not tied to this process.
+	Detached bool
 
 	proc *os.Process
 	out  *capBuffer // nil when LogFile is set
@@ -132,6 +145,22 @@ func (r TransferResult) BitsPerSecond() float64 {
 		return 0
 	}
 	return float64(r.Bytes*8) / r.Duration.Seconds()
+}
+
+// PingResult is what PingStats measured.
+type PingResult struct {
+	Sent int
+	RTTs []time.Duration // one per reply, in order
+}
+
+// Median is the median round-trip time, 0 without replies.
+func (r PingResult) Median() time.Duration {
+	if len(r.RTTs) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.RTTs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // capBuffer keeps the first max bytes of a process's output; a chatty

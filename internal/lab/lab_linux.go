@@ -70,161 +70,247 @@ func (l *Lab) build(ctx context.Context, lans []netip.Prefix) error {
 		return err
 	}
 	l.Internet = inet
-	handles := map[*Node]*netlink.Handle{}
-	defer func() {
-		for _, h := range handles {
-			h.Close()
-		}
-	}()
-	nl := func(n *Node) (*netlink.Handle, error) {
-		if h := handles[n]; h != nil {
-			return h, nil
-		}
-		h, err := netlink.NewHandleAt(n.ns)
-		if err != nil {
-			return nil, fmt.Errorf("netlink in %s: %w", n.Name, err)
-		}
-		handles[n] = h
-		return h, nil
-	}
-
-	// The internet: a bridge with the ISP-side address of both
-	// documentation ranges, forwarding between them.
-	h, err := nl(inet)
-	if err != nil {
-		return err
-	}
-	inetBr := l.ID + "-ib"
-	if err := addBridge(h, inetBr); err != nil {
-		return fmt.Errorf("internet %s: %w", inet.Name, err)
-	}
-	for _, p := range []netip.Prefix{wanNet, wanAlt} {
-		if err := addAddr(h, inetBr, netip.PrefixFrom(coreAddr[p], p.Bits())); err != nil {
-			return fmt.Errorf("internet %s: %w", inet.Name, err)
-		}
-	}
-	inet.Addr, inet.Iface = coreAddr[wanNet], inetBr
-	if err := inet.sysctls(routerSysctls(inetBr)); err != nil {
+	// The internet is a router, not a bridge: every office link is its own
+	// interface carrying the ISP-side addresses of both documentation
+	// ranges as /32s, with a host route to the office's WAN address and
+	// proxy ARP so that routers on the shared /24 reach each other through
+	// it. Routed (rather than switched) traffic is what policy routing can
+	// steer through a WAN emulator (internal/wanem), so every packet between
+	// two offices crosses the internet namespace's IP layer exactly once.
+	inet.Addr = coreAddr[wanNet]
+	if err := inet.sysctls([]sysctl{
+		{"net/ipv4/ip_forward", "1"},
+		{"net/ipv4/conf/all/send_redirects", "0"},
+		{"net/ipv4/conf/default/send_redirects", "0"},
+	}); err != nil {
 		return err
 	}
 	if err := l.step("internet"); err != nil {
 		return err
 	}
-
 	for i := 1; i <= l.cfg.Offices; i++ {
-		lan := lans[i-1]
-		o := &Office{
-			Index:       i,
-			Name:        "o" + strconv.Itoa(i),
-			LAN:         lan,
-			WAN:         wanAddr(i),
-			WANIface:    l.ID + "-wan",
-			GatewayLAN:  gatewayLAN(lan),
-			Port:        l.cfg.Port,
-			PortForward: l.cfg.portForward(i),
-			lab:         l,
-		}
-		l.Offices = append(l.Offices, o)
-
-		// Router: LAN bridge carrying .1, WAN veth into the internet.
-		r, err := l.addNode(ctx, nsRouter(l.ID, i))
-		if err != nil {
-			return err
-		}
-		o.Router = r
-		rh, err := nl(r)
-		if err != nil {
-			return err
-		}
-		lanBr := l.ID + "-lan"
-		if err := addBridge(rh, lanBr); err != nil {
-			return fmt.Errorf("router %s: %w", r.Name, err)
-		}
-		if err := addAddr(rh, lanBr, netip.PrefixFrom(routerLAN(lan), lan.Bits())); err != nil {
-			return fmt.Errorf("router %s: %w", r.Name, err)
-		}
-		r.Addr, r.Iface = routerLAN(lan), lanBr
-		inetPort := l.ID + "-i" + strconv.Itoa(i)
-		if err := addVeth(rh, o.WANIface, inet, inetPort); err != nil {
-			return fmt.Errorf("router %s WAN: %w", r.Name, err)
-		}
-		if err := attach(h, inetPort, inetBr); err != nil {
-			return fmt.Errorf("internet %s: %w", inet.Name, err)
-		}
-		if err := addAddr(rh, o.WANIface, netip.PrefixFrom(o.WAN, wanNet.Bits())); err != nil {
-			return fmt.Errorf("router %s: %w", r.Name, err)
-		}
-		if err := addRoute(rh, netip.Prefix{}, coreAddr[wanNet]); err != nil {
-			return fmt.Errorf("router %s: %w", r.Name, err)
-		}
-		if err := r.sysctls(append(routerSysctls(lanBr),
-			// ChangeWANAddress adds the new address before removing the
-			// old; without this, removing a primary removes its
-			// secondaries too.
-			sysctl{"net/ipv4/conf/" + o.WANIface + "/promote_secondaries", "1"})); err != nil {
-			return err
-		}
-		if err := l.step(o.Name + "-router"); err != nil {
-			return err
-		}
-
-		// Gateway and hosts: one veth each into the router's LAN bridge.
-		lanNode := func(name, port string, addr netip.Addr) (*Node, error) {
-			n, err := l.addNode(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			nh, err := nl(n)
-			if err != nil {
-				return nil, err
-			}
-			n.Addr, n.Iface = addr, l.ID+"-eth0"
-			if err := addVeth(nh, n.Iface, r, port); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if err := attach(rh, port, lanBr); err != nil {
-				return nil, fmt.Errorf("router %s: %w", r.Name, err)
-			}
-			if err := addAddr(nh, n.Iface, netip.PrefixFrom(addr, lan.Bits())); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if err := addRoute(nh, netip.Prefix{}, routerLAN(lan)); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			return n, nil
-		}
-		if o.Gateway, err = lanNode(nsGateway(l.ID, i), l.ID+"-pg", gatewayLAN(lan)); err != nil {
-			return err
-		}
-		for j := range l.cfg.HostsPerOffice {
-			hn, err := lanNode(nsHost(l.ID, i, j), l.ID+"-ph"+strconv.Itoa(j+1), hostLAN(lan, j))
-			if err != nil {
-				return err
-			}
-			o.Hosts = append(o.Hosts, hn)
-		}
-		if err := l.step(o.Name + "-lan"); err != nil {
-			return err
-		}
-
-		// The seed's "static routes in place to route packets to the
-		// gateway hosts": every other office's LAN via this gateway.
-		for j, other := range lans {
-			if j == i-1 {
-				continue
-			}
-			if err := addRoute(rh, other, o.GatewayLAN); err != nil {
-				return fmt.Errorf("router %s: %w", r.Name, err)
-			}
-		}
-		if _, err := r.execInput(ctx, []byte(natRuleset(o)), "nft", "-f", "-"); err != nil {
-			return fmt.Errorf("router %s NAT: %w", r.Name, err)
-		}
-		if err := l.step(o.Name + "-nat"); err != nil {
+		if err := l.addOffice(ctx, i, lans); err != nil {
 			return err
 		}
 	}
 	return l.step("done")
+}
+
+// addOffice builds office i (1-based) with LAN lans[i-1]; its router routes
+// every other prefix of lans via its gateway.
+func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
+	inet := l.Internet
+	h, err := netlink.NewHandleAt(inet.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", inet.Name, err)
+	}
+	defer h.Close()
+	lan := lans[i-1]
+	o := &Office{
+		Index:         i,
+		Name:          "o" + strconv.Itoa(i),
+		LAN:           lan,
+		WAN:           wanAddr(i),
+		WANIface:      l.ID + "-wan",
+		InternetIface: l.ID + "-i" + strconv.Itoa(i),
+		GatewayLAN:    gatewayLAN(lan),
+		Port:          l.cfg.Port,
+		PortForward:   l.cfg.portForward(i),
+		lab:           l,
+	}
+	l.mu.Lock()
+	l.Offices = append(l.Offices, o)
+	l.mu.Unlock()
+
+	// Router: LAN bridge carrying .1, WAN veth into the internet.
+	r, err := l.addNode(ctx, nsRouter(l.ID, i))
+	if err != nil {
+		return err
+	}
+	o.Router = r
+	rh, err := netlink.NewHandleAt(r.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", r.Name, err)
+	}
+	defer rh.Close()
+	lanBr := l.ID + "-lan"
+	if err := addBridge(rh, lanBr); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	if err := addAddr(rh, lanBr, netip.PrefixFrom(routerLAN(lan), lan.Bits())); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	r.Addr, r.Iface = routerLAN(lan), lanBr
+	if err := addVeth(rh, o.WANIface, inet, o.InternetIface); err != nil {
+		return fmt.Errorf("router %s WAN: %w", r.Name, err)
+	}
+	if err := setUp(h, o.InternetIface); err != nil {
+		return fmt.Errorf("internet %s: %w", inet.Name, err)
+	}
+	for _, p := range []netip.Prefix{wanNet, wanAlt} {
+		if err := addAddr(h, o.InternetIface, netip.PrefixFrom(coreAddr[p], 32)); err != nil {
+			return fmt.Errorf("internet %s: %w", inet.Name, err)
+		}
+	}
+	if err := addLinkRoute(h, netip.PrefixFrom(o.WAN, 32), o.InternetIface); err != nil {
+		return fmt.Errorf("internet %s: %w", inet.Name, err)
+	}
+	if err := inet.sysctls([]sysctl{
+		{"net/ipv4/conf/" + o.InternetIface + "/proxy_arp", "1"},
+		{"net/ipv4/conf/" + o.InternetIface + "/send_redirects", "0"},
+	}); err != nil {
+		return err
+	}
+	if err := addAddr(rh, o.WANIface, netip.PrefixFrom(o.WAN, wanNet.Bits())); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	if err := addRoute(rh, netip.Prefix{}, coreAddr[wanNet]); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	if err := r.sysctls(append(routerSysctls(lanBr),
+		// ChangeWANAddress adds the new address before removing the
+		// old; without this, removing a primary removes its
+		// secondaries too.
+		sysctl{"net/ipv4/conf/" + o.WANIface + "/promote_secondaries", "1"})); err != nil {
+		return err
+	}
+	if err := l.step(o.Name + "-router"); err != nil {
+		return err
+	}
+
+	// Gateway and hosts: one veth each into the router's LAN bridge.
+	lanNode := func(name, port string, addr netip.Addr) (*Node, error) {
+		n, err := l.addNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		nh, err := netlink.NewHandleAt(n.ns)
+		if err != nil {
+			return nil, fmt.Errorf("netlink in %s: %w", name, err)
+		}
+		defer nh.Close()
+		n.Addr, n.Iface = addr, l.ID+"-eth0"
+		if err := addVeth(nh, n.Iface, r, port); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := attach(rh, port, lanBr); err != nil {
+			return nil, fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		if err := addAddr(nh, n.Iface, netip.PrefixFrom(addr, lan.Bits())); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := addRoute(nh, netip.Prefix{}, routerLAN(lan)); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return n, nil
+	}
+	if o.Gateway, err = lanNode(nsGateway(l.ID, i), l.ID+"-pg", gatewayLAN(lan)); err != nil {
+		return err
+	}
+	for j := range l.cfg.HostsPerOffice {
+		hn, err := lanNode(nsHost(l.ID, i, j), l.ID+"-ph"+strconv.Itoa(j+1), hostLAN(lan, j))
+		if err != nil {
+			return err
+		}
+		o.Hosts = append(o.Hosts, hn)
+	}
+	if err := l.step(o.Name + "-lan"); err != nil {
+		return err
+	}
+
+	// The seed's "static routes in place to route packets to the
+	// gateway hosts": every other office's LAN via this gateway.
+	for j, other := range lans {
+		if j == i-1 {
+			continue
+		}
+		if err := addRoute(rh, other, o.GatewayLAN); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+	}
+	if _, err := r.execInput(ctx, []byte(natRuleset(o)), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("router %s NAT: %w", r.Name, err)
+	}
+	return l.step(o.Name + "-nat")
+}
+
+// AddOffice adds one office to a running lab, numbered len(Offices)+1 and
+// built like the others (LAN from Config.LANPrefix, port forward unless
+// listed in Config.NoPortForward), and adds a route to its LAN via the
+// local gateway on every existing office router, as an administrator does
+// when a new office joins. Running processes are not touched. If it fails,
+// the new office's namespaces are removed again and Offices is unchanged.
+func (l *Lab) AddOffice(ctx context.Context) (*Office, error) {
+	l.mu.Lock()
+	closed, n, mark := l.closed, len(l.Offices), len(l.nodes)
+	l.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("add office: %w", ErrClosed)
+	}
+	i := n + 1
+	if i > MaxOffices {
+		return nil, fmt.Errorf("%w: add office %d: a lab has at most %d offices", ErrConfig, i, MaxOffices)
+	}
+	cfg := l.cfg
+	cfg.Offices = i
+	lans, err := cfg.validate() // also: the new LAN overlaps no other
+	if err != nil {
+		return nil, fmt.Errorf("add office %d: %w", i, err)
+	}
+	lan := lans[i-1]
+	l.cfg.Offices = i
+	err = l.addOffice(ctx, i, lans)
+	if err == nil {
+		for _, o := range l.Offices[:n] {
+			if err = o.Router.addRoute(lan, o.GatewayLAN); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		l.undoOffice(ctx, n, mark)
+		l.cfg.Offices = n
+		return nil, fmt.Errorf("add office %d: %w", i, err)
+	}
+	o := l.Offices[n]
+	l.log.Info("lab office added", "id", l.ID, "office", i, "lan", lan)
+	return o, nil
+}
+
+// undoOffice deletes the namespaces created after l.nodes[:mark] and drops
+// offices beyond the first n, after a failed AddOffice. Existing routers
+// may keep a route to the removed LAN; it leads to their own gateway, which
+// drops it.
+func (l *Lab) undoOffice(ctx context.Context, n, mark int) {
+	l.mu.Lock()
+	extra := append([]*Node(nil), l.nodes[mark:]...)
+	l.nodes = l.nodes[:mark]
+	l.Offices = l.Offices[:n]
+	l.mu.Unlock()
+	for j := len(extra) - 1; j >= 0; j-- {
+		nd := extra[j]
+		if nd.ns >= 0 {
+			nd.ns.Close()
+			nd.ns = -1
+		}
+		if err := deleteNetns(ctx, l.ID, nd.Name); err != nil {
+			l.log.Warn("remove half-added office", "err", err)
+		}
+		_ = os.RemoveAll(filepath.Join(l.dir, nd.Name))
+	}
+}
+
+// addRoute adds dst via gw in the node's namespace.
+func (n *Node) addRoute(dst netip.Prefix, gw netip.Addr) error {
+	h, err := netlink.NewHandleAt(n.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", n.Name, err)
+	}
+	defer h.Close()
+	if err := addRoute(h, dst, gw); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // step is the failure-injection point for tests (Config.failAt).
@@ -431,6 +517,30 @@ func attach(h *netlink.Handle, port, bridge string) error {
 	return nil
 }
 
+func setUp(h *netlink.Handle, name string) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("%s up: %w", name, err)
+	}
+	return nil
+}
+
+// addLinkRoute adds dst directly on iface (scope link).
+func addLinkRoute(h *netlink.Handle, dst netip.Prefix, iface string) error {
+	link, err := h.LinkByName(iface)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", iface, err)
+	}
+	r := &netlink.Route{Dst: ipNet(dst), LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK}
+	if err := h.RouteReplace(r); err != nil {
+		return fmt.Errorf("add route %s dev %s: %w", dst, iface, err)
+	}
+	return nil
+}
+
 func addAddr(h *netlink.Handle, iface string, p netip.Prefix) error {
 	link, err := h.LinkByName(iface)
 	if err != nil {
@@ -505,6 +615,22 @@ func (o *Office) ChangeWANAddress(ctx context.Context, addr netip.Addr) error {
 	}
 	if err := h.AddrDel(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(o.WAN, wanNet.Bits()))}); err != nil {
 		return fmt.Errorf("remove old WAN address %v in %s: %w", o.WAN, o.Router.Name, err)
+	}
+	// The internet routes to the new address and forgets the old one.
+	ih, err := netlink.NewHandleAt(o.lab.Internet.ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", o.lab.Internet.Name, err)
+	}
+	defer ih.Close()
+	if err := addLinkRoute(ih, netip.PrefixFrom(addr, 32), o.InternetIface); err != nil {
+		return fmt.Errorf("internet %s: %w", o.lab.Internet.Name, err)
+	}
+	port, err := ih.LinkByName(o.InternetIface)
+	if err != nil {
+		return fmt.Errorf("internet %s: find %s: %w", o.lab.Internet.Name, o.InternetIface, err)
+	}
+	if err := ih.RouteDel(&netlink.Route{Dst: ipNet(netip.PrefixFrom(o.WAN, 32)), LinkIndex: port.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("internet %s: remove route to old WAN address %v: %w", o.lab.Internet.Name, o.WAN, err)
 	}
 	o.lab.log.Info("lab WAN address changed", "id", o.lab.ID, "office", o.Index, "old", o.WAN, "new", addr)
 	o.WAN = addr

@@ -47,3 +47,26 @@ func (p *Proc) Done() <-chan struct{}            { return nil }
 func (p *Proc) Wait(timeout time.Duration) error { return unsupported() }
 func (p *Proc) Stop(grace time.Duration) error   { return nil }
 func (p *Proc) Output() []byte                   { return nil }
+
+// Dir is empty outside Linux.
+func (l *Lab) Dir() string { return "" }
+
+// AddOffice is not supported outside Linux.
+func (l *Lab) AddOffice(ctx context.Context) (*Office, error) { return nil, unsupported() }
+
+// Detach does nothing outside Linux.
+func (l *Lab) Detach() {}
+
+func (n *Node) Command(argv ...string) []string { return nil }
+func (n *Node) StartDetached(argv []string, logfile string) (*Proc, error) {
+	return nil, unsupported()
+}
+func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interval time.Duration) (PingResult, error) {
+	return PingResult{}, unsupported()
+}
+
+// PIDAlive is false outside Linux.
+func PIDAlive(pid int, startTime uint64) bool { return false }
+
+// StopPID is not supported outside Linux.
+func StopPID(pid int, startTime uint64, grace time.Duration) error { return unsupported() }

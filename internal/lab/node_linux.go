@@ -296,8 +296,17 @@ func (n *Node) DialUDP(dst netip.AddrPort) (*net.UDPConn, error) {
 // it succeeds if at least one reply arrived. It uses a raw ICMP socket in
 // the namespace, so no ping binary is needed.
 func (n *Node) Ping(ctx context.Context, dst netip.Addr, count int) error {
+	_, err := n.PingStats(ctx, dst, count, 200*time.Millisecond)
+	return err
+}
+
+// PingStats is Ping with the round-trip time of every reply and the echo
+// interval chosen by the caller. The error is nil if at least one reply
+// arrived.
+func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interval time.Duration) (PingResult, error) {
+	var res PingResult
 	if !dst.Is4() {
-		return fmt.Errorf("ping %v from %s: only IPv4", dst, n.Name)
+		return res, fmt.Errorf("ping %v from %s: only IPv4", dst, n.Name)
 	}
 	var c *icmp.PacketConn
 	err := n.do(func() (err error) {
@@ -305,28 +314,29 @@ func (n *Node) Ping(ctx context.Context, dst netip.Addr, count int) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("ping from %s: open ICMP socket: %w", n.Name, err)
+		return res, fmt.Errorf("ping from %s: open ICMP socket: %w", n.Name, err)
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 
 	id := int(rand.Uint32() & 0xffff)
-	got := 0
 	buf := make([]byte, 1500)
 	for seq := 1; seq <= count; seq++ {
 		if seq > 1 {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("ping %v from %s: %w", dst, n.Name, ctx.Err())
-			case <-time.After(200 * time.Millisecond):
+				return res, fmt.Errorf("ping %v from %s: %w", dst, n.Name, ctx.Err())
+			case <-time.After(interval):
 			}
 		}
 		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("lanlink-lab")}}
 		wb, err := msg.Marshal(nil)
 		if err != nil {
-			return err
+			return res, err
 		}
+		res.Sent++
+		sent := time.Now()
 		if _, err := c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 			// Unreachable destinations can fail at send (no route); that
 			// is a lost echo, not a broken ping.
@@ -349,17 +359,17 @@ func (n *Node) Ping(ctx context.Context, dst netip.Addr, count int) error {
 			if !ok || echo.ID != id || echo.Seq != seq || from.String() != dst.String() {
 				continue // someone else's ping in this namespace
 			}
-			got++
+			res.RTTs = append(res.RTTs, time.Since(sent))
 			break
 		}
 	}
-	if got == 0 {
+	if len(res.RTTs) == 0 {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("ping %v from %s: %w", dst, n.Name, err)
+			return res, fmt.Errorf("ping %v from %s: %w", dst, n.Name, err)
 		}
-		return fmt.Errorf("ping %v from %s: no reply to %d echo requests", dst, n.Name, count)
+		return res, fmt.Errorf("ping %v from %s: no reply to %d echo requests", dst, n.Name, count)
 	}
-	return nil
+	return res, nil
 }
 
 // Transfer sends size bytes of pseudo-random data over TCP from a socket in
