@@ -2,15 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"lanlink/internal/agent"
 	"lanlink/internal/keys"
+	"lanlink/internal/metrics"
 	"lanlink/internal/sdnotify"
 )
 
@@ -37,13 +40,14 @@ func (f *agentFlags) client() *agent.Client {
 
 func newUpCmd(e *env) *cobra.Command {
 	var (
-		af      agentFlags
-		keyFile string
-		site    string
-		backend string
+		af          agentFlags
+		keyFile     string
+		site        string
+		backend     string
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
-		Use:   "up [--key FILE] [--site NAME] [--interface NAME] [--backend auto|kernel|userspace]",
+		Use:   "up [--key FILE] [--site NAME] [--interface NAME] [--backend auto|kernel|userspace] [--metrics ADDR]",
 		Short: "Run this gateway's site agent in the foreground",
 		Long: `Bring this gateway's site up and keep it running: find the site in the plan
 by the public key of the local private key (or --site), create the WireGuard
@@ -53,7 +57,11 @@ and turn on forwarding. Applying is all-or-nothing.
 
 The agent reloads the plan when the file changes, on SIGHUP and on
 "lanlink reload". SIGINT, SIGTERM or "lanlink down" stop it and leave the
-host as it was before.`,
+host as it was before.
+
+--metrics 127.0.0.1:9587 serves Prometheus metrics at /metrics on that
+address (off by default): per peer handshake time and age, bytes received
+and sent and up/down, the plan generation and rejected reloads.`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch backend {
@@ -82,6 +90,21 @@ host as it was before.`,
 				}
 			}()
 			log := e.agentLogger()
+			// The metrics address is taken before the site comes up, so
+			// a busy port fails `up` without touching the host.
+			var running atomic.Pointer[agent.Agent]
+			if metricsAddr != "" {
+				ms, err := metrics.Start(metricsAddr, func(ctx context.Context) (agent.Status, error) {
+					if a := running.Load(); a != nil {
+						return a.Status(ctx)
+					}
+					return agent.Status{}, errors.New("the site is still coming up")
+				}, log)
+				if err != nil {
+					return err
+				}
+				defer ms.Close()
+			}
 			a, err := agent.Start(ctx, agent.Options{
 				PlanPath:  e.planPath,
 				KeyPath:   keyFile,
@@ -100,6 +123,7 @@ host as it was before.`,
 			if err != nil {
 				return err
 			}
+			running.Store(a)
 			if interval, ok := sdnotify.WatchdogInterval(); ok {
 				// The watchdog is fed only while the agent's loop answers
 				// its own control socket, so a wedged agent is restarted.
@@ -117,6 +141,7 @@ host as it was before.`,
 	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
 	cmd.Flags().StringVar(&site, "site", "", "this gateway's site (default: found by the key's public key)")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "WireGuard backend: auto, kernel or userspace")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9587 (off by default)")
 	return cmd
 }
 
