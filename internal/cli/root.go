@@ -35,6 +35,8 @@ var commands = []func(*env) *cobra.Command{
 	newDownCmd,
 	newReloadCmd,
 	newStatusCmd,
+	newDoctorCmd,
+	newRoutesCmd,
 }
 
 // env is what a command may use of the outside world; tests fill it in.
