@@ -52,9 +52,9 @@ func inNamespace(ns string, fn func() error) error {
 // are forwarded by the main table as if the line were not there, so they
 // never loop. It also brings the TUN up, lengthens its transmit queue, and
 // turns off reverse-path filtering on it (the packets it hands back carry
-// sources that are routed via the office interfaces). The namespace must
-// already forward IPv4 (net.ipv4.ip_forward=1 inside it). IPv6 is not
-// routed through the line.
+// sources that are routed via the office interfaces) and IPv6 on it. The
+// namespace must already forward IPv4 (net.ipv4.ip_forward=1 inside it).
+// IPv6 is not routed through the line.
 //
 // The TUN must exist or appear within 5 s (the delay line may be starting in
 // a child process). undo removes the rules and the route; the TUN itself
@@ -80,7 +80,13 @@ func Install(ctx context.Context, ns string, ifaces []string, tunName string, ta
 				return err
 			}
 		}
-		return nil
+		// Without IPv6 the TUN sends no router solicitations or MLD
+		// reports of its own into the line, which would skew its counters.
+		err = os.WriteFile("/proc/sys/net/ipv6/conf/"+tunName+"/disable_ipv6", []byte("1"), 0o644)
+		if errors.Is(err, os.ErrNotExist) { // kernel without IPv6
+			err = nil
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sysctls for %s in namespace %q: %w", tunName, ns, err)
@@ -90,7 +96,7 @@ func Install(ctx context.Context, ns string, ifaces []string, tunName string, ta
 	}
 
 	var steps []([]string) // undo commands, run in reverse
-	undo = func() error {
+	undoAll := func() error {
 		var errs error
 		for i := len(steps) - 1; i >= 0; i-- {
 			errs = errors.Join(errs, ip(context.Background(), ns, steps[i]...))
@@ -101,7 +107,7 @@ func Install(ctx context.Context, ns string, ifaces []string, tunName string, ta
 	var once sync.Once
 	undoOnce := func() error {
 		var err error
-		once.Do(func() { err = undo() })
+		once.Do(func() { err = undoAll() })
 		return err
 	}
 	t := strconv.Itoa(table)
