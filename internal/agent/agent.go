@@ -103,6 +103,7 @@ type Agent struct {
 	planErr    string
 	planStamp  fileStamp
 	keyStamp   fileStamp
+	health     map[wgtypes.Key]*peerHealth
 
 	reqs chan ctlRequest
 	wg   sync.WaitGroup
@@ -208,6 +209,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.generation = 1
+	a.announce(nil)
 
 	if err := a.listen(); err != nil {
 		return nil, err
@@ -332,7 +334,7 @@ func (a *Agent) Wait(ctx context.Context) error {
 	defer watch.Stop()
 	resolve := time.NewTicker(a.o.ResolveEvery)
 	defer resolve.Stop()
-	health := time.NewTicker(10 * time.Second)
+	health := time.NewTicker(healthEvery)
 	defer health.Stop()
 	for {
 		select {
@@ -349,7 +351,7 @@ func (a *Agent) Wait(ctx context.Context) error {
 		case <-resolve.C:
 			a.reresolve(ctx, nil)
 		case <-health.C:
-			a.reresolve(ctx, a.stalePeers())
+			a.checkHealth(ctx, time.Now())
 		case r := <-a.reqs:
 			switch r.op {
 			case OpStatus:
@@ -386,7 +388,19 @@ func (a *Agent) reload(ctx context.Context, why string) error {
 			a.planErr = ""
 			return nil
 		}
-		err = a.apply(ctx, key, cfg)
+		oldKey, known := a.key, map[wgtypes.Key]bool{}
+		for _, p := range a.cfg.Peers {
+			known[p.PublicKey] = true
+		}
+		if err = a.apply(ctx, key, cfg); err == nil {
+			// New peers, and all of them after a key change, get a
+			// handshake now rather than on the first packet.
+			fresh := map[wgtypes.Key]bool{}
+			for _, p := range cfg.Peers {
+				fresh[p.PublicKey] = key != oldKey || !known[p.PublicKey]
+			}
+			a.announce(fresh)
+		}
 	}
 	if err != nil {
 		// Remember the stamps of the rejected files so that the watcher

@@ -141,29 +141,6 @@ func isName(spec string) bool {
 	return err != nil
 }
 
-// stalePeers lists the peers with DNS endpoints whose last handshake is
-// older than the rekey window (or never happened).
-func (a *Agent) stalePeers() []wgtypes.Key {
-	stats, err := a.dev.Stats()
-	if err != nil {
-		return nil
-	}
-	last := make(map[wgtypes.Key]time.Time, len(stats))
-	for _, s := range stats {
-		last[s.PublicKey] = s.LastHandshake
-	}
-	var out []wgtypes.Key
-	for _, p := range a.cfg.Peers {
-		if isName(p.Endpoint) && time.Since(last[p.PublicKey]) > rekeyWindow {
-			out = append(out, p.PublicKey)
-		}
-	}
-	if len(out) == 0 {
-		return []wgtypes.Key{} // non-nil: nothing to do
-	}
-	return out
-}
-
 // reresolve resolves the DNS endpoints of the given peers (nil: all) and
 // points the device at any address that changed, without touching
 // anything else.
