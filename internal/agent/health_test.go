@@ -85,7 +85,9 @@ func TestReloadAnnounces(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := pub.String()
-			n.edit(t, func(d []byte) ([]byte, error) { return plan.SetSite(n.planPath, d, "alpha", plan.SiteChange{PublicKey: &s}) })
+			n.edit(t, func(d []byte) ([]byte, error) {
+				return plan.SetSite(n.planPath, d, "alpha", plan.SiteChange{PublicKey: &s})
+			})
 		}, map[string]int{"beta": 25, "gamma": 0}},
 	}
 	for _, tt := range tests {
