@@ -3,12 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +262,173 @@ func normalizeSnapshot(s string) string {
 		out = append(out, strings.TrimSpace(line))
 	}
 	return strings.Join(out, "\n") + "\n"
+}
+
+// --- helpers for the reload and fault tests (issue 4) ---
+
+// upWith starts s's agent on its own copy of the plan, as on a gateway
+// that got the new plan before the others.
+func (n *network) upWith(s *site, planPath string, env ...string) {
+	n.t.Helper()
+	argv := []string{lanlinkBin, "up", "-f", planPath, "--key", s.key, "--interface", iface}
+	if len(env) > 0 {
+		argv = append(append([]string{"env"}, env...), argv...)
+	}
+	p, err := s.office.Gateway.Start(context.Background(), argv, s.log)
+	if err != nil {
+		n.t.Fatalf("start agent on %s: %v", s.name, err)
+	}
+	s.proc = p
+	n.t.Cleanup(func() {
+		if n.t.Failed() {
+			b, _ := os.ReadFile(s.log)
+			n.t.Logf("agent log of %s:\n%s", s.name, b)
+		}
+	})
+}
+
+// wgPeer is one peer as the gateway's WireGuard device reports it.
+type wgPeer struct {
+	endpoint  string
+	handshake time.Time
+	rx, tx    int64
+	keepalive int
+}
+
+// wgPeers reads s's WireGuard state, keyed by the peers' base64 public
+// keys, through the device's UAPI socket (in the gateway's own /run). It
+// is cheap enough to poll every 100 ms.
+func (s *site) wgPeers() (map[string]wgPeer, error) {
+	path := filepath.Join(s.office.Gateway.RunDir, "wireguard", iface+".sock")
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "get=1\n\n"); err != nil {
+		return nil, err
+	}
+	out := map[string]wgPeer{}
+	var key string
+	var p wgPeer
+	var sec, nsec int64
+	flush := func() {
+		if key != "" {
+			if sec != 0 || nsec != 0 {
+				p.handshake = time.Unix(sec, nsec)
+			}
+			out[key] = p
+		}
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			break
+		}
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "public_key":
+			flush()
+			b, err := hex.DecodeString(v)
+			if err != nil {
+				return nil, fmt.Errorf("UAPI public_key %q: %w", v, err)
+			}
+			key, p, sec, nsec = base64.StdEncoding.EncodeToString(b), wgPeer{}, 0, 0
+		case "endpoint":
+			p.endpoint = v
+		case "last_handshake_time_sec":
+			sec, _ = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			nsec, _ = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			p.rx, _ = strconv.ParseInt(v, 10, 64)
+		case "tx_bytes":
+			p.tx, _ = strconv.ParseInt(v, 10, 64)
+		case "persistent_keepalive_interval":
+			p.keepalive, _ = strconv.Atoi(v)
+		case "errno":
+			if v != "0" {
+				return nil, fmt.Errorf("UAPI get on %s: errno %s", s.name, v)
+			}
+		}
+	}
+	flush()
+	return out, sc.Err()
+}
+
+// peer returns s's WireGuard view of other, failing the test if absent.
+func (s *site) peer(t *testing.T, other *site) wgPeer {
+	t.Helper()
+	ps, err := s.wgPeers()
+	if err != nil {
+		t.Fatalf("read WireGuard state of %s: %v", s.name, err)
+	}
+	p, ok := ps[other.pub]
+	if !ok {
+		t.Fatalf("%s has no WireGuard peer %s", s.name, other.name)
+	}
+	return p
+}
+
+// throttle limits what node sends to rate (a tc rate such as "24mbit"), so
+// that a modest transfer lasts long enough to span a reload or a fault.
+// The qdisc lives in the node's namespace and goes with it.
+func throttle(t *testing.T, node *lab.Node, rate string) {
+	t.Helper()
+	if out, err := node.Exec(context.Background(), "tc", "qdisc", "add", "dev", node.Iface, "root", "tbf", "rate", rate, "burst", "32kb", "latency", "200ms"); err != nil {
+		t.Fatalf("throttle %s: %v: %s", node.Name, err, out)
+	}
+}
+
+// writeNetnsHosts gives every command later started in node's namespace
+// its own /etc/hosts (`ip netns exec` bind-mounts /etc/netns/NS/hosts).
+// The file is rewritten in place, never replaced: the bind mounts of
+// running processes hold its inode. The directory goes in t.Cleanup.
+func writeNetnsHosts(t *testing.T, node *lab.Node, content string) {
+	t.Helper()
+	dir := filepath.Join("/etc/netns", node.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f, err := os.OpenFile(filepath.Join(dir, "hosts"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus polls s's status until ok accepts it.
+func waitStatus(t *testing.T, s *site, within time.Duration, what string, ok func(*agent.Status) bool) *agent.Status {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last *agent.Status
+	var err error
+	for time.Now().Before(deadline) {
+		if last, err = s.status(); err == nil && ok(last) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s not reached within %v (last status %+v, err %v)", s.name, what, within, last, err)
+	return nil
+}
+
+// figures reports whether the slow figure loops should run
+// (LANLINK_FIGURES=1); the tests themselves assert one run each.
+func figures() bool { return os.Getenv("LANLINK_FIGURES") == "1" }
+
+// median of durations (sorted copy).
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
