@@ -45,6 +45,7 @@ func newUpCmd(e *env) *cobra.Command {
 		site        string
 		backend     string
 		metricsAddr string
+		cpuprof     string
 	)
 	cmd := &cobra.Command{
 		Use:   "up [--key FILE] [--site NAME] [--interface NAME] [--backend auto|kernel|userspace] [--metrics ADDR]",
@@ -68,6 +69,13 @@ and sent and up/down, the plan generation and rejected reloads.`,
 			case "auto", "kernel", "userspace":
 			default:
 				return usagef("up: --backend must be auto, kernel or userspace, not %q", backend)
+			}
+			if cpuprof != "" {
+				stop, err := startCPUProfile(cpuprof)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			ctx := cmd.Context()
 			hup := make(chan os.Signal, 1)
@@ -141,6 +149,8 @@ and sent and up/down, the plan generation and rejected reloads.`,
 	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
 	cmd.Flags().StringVar(&site, "site", "", "this gateway's site (default: found by the key's public key)")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "WireGuard backend: auto, kernel or userspace")
+	cmd.Flags().StringVar(&cpuprof, "cpuprofile", e.getenv("LANLINK_CPUPROFILE"), "write a CPU profile of the agent to this file until it stops ($LANLINK_CPUPROFILE)")
+	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9587 (off by default)")
 	return cmd
 }
