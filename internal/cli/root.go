@@ -35,6 +35,7 @@ var commands = []func(*env) *cobra.Command{
 	newDownCmd,
 	newReloadCmd,
 	newStatusCmd,
+	newLabCmd,
 	newDoctorCmd,
 	newRoutesCmd,
 }
