@@ -42,10 +42,11 @@ type RouterRoute struct {
 
 // SiteRoutes is what one office's LAN router needs.
 type SiteRoutes struct {
-	Site    string        `json:"site"`
-	Gateway netip.Addr    `json:"gateway,omitzero"` // this site's gateway LAN address, when known
-	Router  netip.Addr    `json:"router,omitzero"`  // its LAN router, when known (checked from here)
-	Routes  []RouterRoute `json:"routes"`
+	Site     string        `json:"site"`
+	Gateway  netip.Addr    `json:"gateway,omitzero"`  // this site's gateway LAN address, when known
+	Gateway6 netip.Addr    `json:"gateway6,omitzero"` // its IPv6 LAN address, for IPv6 routes
+	Router   netip.Addr    `json:"router,omitzero"`   // its LAN router, when known (checked from here)
+	Routes   []RouterRoute `json:"routes"`
 }
 
 // RoutesOptions configure Routes.
@@ -89,18 +90,24 @@ func Routes(ctx context.Context, p *plan.Plan, o RoutesOptions) ([]SiteRoutes, e
 		sr := SiteRoutes{Site: s.Name}
 		var lanIface string
 		if s.Name == local && o.Observer != nil {
-			lanIface, sr.Gateway, sr.Router = localLAN(o.Observer, s)
+			lanIface, sr.Gateway, sr.Gateway6, sr.Router = localLAN(o.Observer, s)
+		}
+		via := func(p netip.Prefix) netip.Addr {
+			if p.Addr().Is6() {
+				return sr.Gateway6
+			}
+			return sr.Gateway
 		}
 		for _, other := range p.Sites {
 			if other.Name == s.Name {
 				continue
 			}
 			for _, l := range other.LANs {
-				sr.Routes = append(sr.Routes, RouterRoute{Dst: l, Via: sr.Gateway, For: other.Name})
+				sr.Routes = append(sr.Routes, RouterRoute{Dst: l, Via: via(l), For: other.Name})
 			}
 		}
 		for _, t := range p.Network.Tunnels {
-			sr.Routes = append(sr.Routes, RouterRoute{Dst: t, Via: sr.Gateway, For: "tunnel", Optional: true})
+			sr.Routes = append(sr.Routes, RouterRoute{Dst: t, Via: via(t), For: "tunnel", Optional: true})
 		}
 		if pr, ok := o.Observer.(RouterProber); ok && !o.NoProbe && lanIface != "" && sr.Router.IsValid() {
 			checkRouterRoutes(ctx, pr, lanIface, &sr, p, s.Name)
@@ -112,24 +119,28 @@ func Routes(ctx context.Context, p *plan.Plan, o RoutesOptions) ([]SiteRoutes, e
 
 // localLAN finds this host's interface and address on s's LAN, and the
 // LAN router: the default route's gateway when it is on that LAN.
-func localLAN(obs Observer, s plan.Site) (iface string, gw, router netip.Addr) {
+func localLAN(obs Observer, s plan.Site) (iface string, gw, gw6, router netip.Addr) {
 	ifaces, _ := obs.Interfaces()
 	for _, ifc := range ifaces {
 		for _, a := range ifc.Addrs {
 			for _, l := range s.LANs {
-				if l.Contains(a.Addr()) && a.Addr().Is4() && !gw.IsValid() {
+				switch {
+				case !l.Contains(a.Addr()):
+				case a.Addr().Is4() && !gw.IsValid():
 					iface, gw = ifc.Name, a.Addr()
+				case a.Addr().Is6() && !gw6.IsValid():
+					gw6 = a.Addr()
 				}
 			}
 		}
 	}
 	routes, _ := obs.Routes()
 	for _, r := range routes {
-		if r.Dst.Bits() == 0 && r.Gw.IsValid() && r.Dev == iface {
+		if r.Dst.Bits() == 0 && r.Dst.Addr().Is4() && r.Gw.IsValid() && r.Dev == iface {
 			router = r.Gw
 		}
 	}
-	return iface, gw, router
+	return iface, gw, gw6, router
 }
 
 func checkRouterRoutes(ctx context.Context, pr RouterProber, iface string, sr *SiteRoutes, p *plan.Plan, self string) {
@@ -182,11 +193,16 @@ func WriteRoutes(w io.Writer, srs []SiteRoutes) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		via := "<gateway LAN address>"
-		if sr.Gateway.IsValid() {
-			via = sr.Gateway.String()
+		via := func(r RouterRoute) string {
+			switch {
+			case r.Via.IsValid():
+				return r.Via.String()
+			case r.Dst.Addr().Is6():
+				return "<gateway IPv6 LAN address>"
+			}
+			return "<gateway LAN address>"
 		}
-		fmt.Fprintf(w, "office %s: its LAN router needs these routes via the gateway %s", sr.Site, via)
+		fmt.Fprintf(w, "office %s: its LAN router needs these routes via the gateway %s", sr.Site, via(RouterRoute{Via: sr.Gateway}))
 		if sr.Router.IsValid() {
 			fmt.Fprintf(w, " (router %s, checked from this gateway)", sr.Router)
 		} else if !sr.Gateway.IsValid() {
@@ -194,7 +210,10 @@ func WriteRoutes(w io.Writer, srs []SiteRoutes) {
 		}
 		fmt.Fprintln(w)
 		for _, r := range sr.Routes {
-			line := fmt.Sprintf("  ip route add %s via %s", r.Dst, via)
+			line := fmt.Sprintf("  ip route add %s via %s", r.Dst, via(r))
+			if r.Dst.Addr().Is6() {
+				line = fmt.Sprintf("  ip -6 route add %s via %s", r.Dst, via(r))
+			}
 			var notes []string
 			if r.For == "tunnel" {
 				notes = append(notes, "optional: lets LAN hosts answer the gateways' own tunnel addresses")
@@ -209,10 +228,10 @@ func WriteRoutes(w io.Writer, srs []SiteRoutes) {
 		fmt.Fprintf(w, "  other routers: on the router's static routes page, add for each line:\n")
 		for _, r := range sr.Routes {
 			if !r.Dst.Addr().Is4() {
-				fmt.Fprintf(w, "    destination %s, gateway %s\n", r.Dst, via)
+				fmt.Fprintf(w, "    destination %s, gateway %s\n", r.Dst, via(r))
 				continue
 			}
-			fmt.Fprintf(w, "    destination %s, netmask %s, gateway %s\n", r.Dst.Masked().Addr(), netmask(r.Dst.Bits()), via)
+			fmt.Fprintf(w, "    destination %s, netmask %s, gateway %s\n", r.Dst.Masked().Addr(), netmask(r.Dst.Bits()), via(r))
 		}
 	}
 }
