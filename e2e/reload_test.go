@@ -40,6 +40,7 @@ func TestReloadAddsOfficeLive(t *testing.T) {
 	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
 	n.upWith(c, cPlan)
 	n.waitUp(c)
+	settle(t, a, b)
 	hsA, hsB := a.peer(t, b).handshake, b.peer(t, a).handshake
 	if hsA.IsZero() || hsB.IsZero() {
 		t.Fatalf("no handshake between %s and %s before the reload", a.name, b.name)
@@ -182,6 +183,7 @@ func TestInvalidPlanRejectedLive(t *testing.T) {
 		return snapshot(t, gw) + "wg allowed-ips:\n" + string(out)
 	}
 	before := state()
+	settle(t, a, b)
 	hs := a.peer(t, b).handshake
 
 	// 12 MiB at 16 Mbit/s: about 6 s, spanning the rejections below.
@@ -330,4 +332,18 @@ func (s *site) peerMap(t *testing.T) map[string]wgPeer {
 		t.Fatal(err)
 	}
 	return ps
+}
+
+// settle waits until the session between a and b is settled. Both agents
+// ask for a handshake when they start; initiations that cross end in one
+// more handshake 5 s later (WireGuard's retry), so a test that compares
+// handshake times must start from a session at least that old.
+func settle(t *testing.T, a, b *site) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if hs := a.peer(t, b).handshake; !hs.IsZero() && time.Since(hs) > 6*time.Second {
+			return
+		}
+	}
+	t.Fatalf("no settled session between %s and %s within 15 s", a.name, b.name)
 }
