@@ -28,6 +28,8 @@ type delayQueue struct {
 	meta  []entry
 	mHead int
 	mLen  int
+
+	resOff int // offset of the outstanding Reserve, -1 if none
 }
 
 type entry struct {
@@ -44,6 +46,8 @@ func newDelayQueue(limit, maxPacket int) *delayQueue {
 		arena: make([]byte, limit+maxPacket),
 		limit: limit,
 		meta:  make([]entry, 1024),
+
+		resOff: -1,
 	}
 }
 
@@ -66,6 +70,14 @@ func (q *delayQueue) Push(pkt []byte, due int64) bool {
 		return false
 	}
 	copy(q.arena[off:off+n], pkt)
+	q.append(off, n, due)
+	return true
+}
+
+func (q *delayQueue) append(off, n int, due int64) {
+	if q.mLen == 0 {
+		q.head = off
+	}
 	q.tail = off + n
 	q.bytes += n
 	if q.mLen == len(q.meta) {
@@ -73,6 +85,37 @@ func (q *delayQueue) Push(pkt []byte, due int64) bool {
 	}
 	q.meta[(q.mHead+q.mLen)%len(q.meta)] = entry{off: off, n: n, due: due}
 	q.mLen++
+}
+
+// Reserve returns max free contiguous bytes at the tail for the caller to
+// read a packet into directly, saving a copy; nil when there is no room.
+// Until Commit or Cancel, the only other calls allowed are Peek, Due and
+// Pop (by the consumer): those only ever free space, so the reservation
+// stays valid while the caller reads without holding the queue's lock.
+func (q *delayQueue) Reserve(max int) []byte {
+	if q.resOff >= 0 {
+		panic("wanem: delayQueue.Reserve with a reservation outstanding")
+	}
+	off, ok := q.place(max)
+	if !ok {
+		return nil
+	}
+	q.resOff = off
+	return q.arena[off : off+max : off+max]
+}
+
+// Commit queues the first n bytes of the reservation, due at due. Like
+// Push it reports false, dropping the packet, beyond the queue's limit.
+func (q *delayQueue) Commit(n int, due int64) bool {
+	off := q.resOff
+	q.resOff = -1
+	if off < 0 {
+		panic("wanem: delayQueue.Commit without Reserve")
+	}
+	if n <= 0 || q.bytes+n > q.limit {
+		return false
+	}
+	q.append(off, n, due)
 	return true
 }
 

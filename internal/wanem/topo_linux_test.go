@@ -89,6 +89,39 @@ func (tp *topo) startLine(t *testing.T, cfg Config, ifaces ...string) *Line {
 	return l
 }
 
+// runningLine is a delay line in E that a test stops itself, to measure
+// several configurations one after another in one topology.
+type runningLine struct {
+	*Line
+	undo func() error
+}
+
+func (tp *topo) startLineOnce(t *testing.T, cfg Config) runningLine {
+	t.Helper()
+	cfg.TUN = tunDev
+	l, err := Start(context.Background(), tp.E, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	undo, err := Install(context.Background(), tp.E, []string{ifEA, ifEB}, tunDev, 100)
+	if err != nil {
+		_ = l.Close()
+		t.Fatalf("Install: %v", err)
+	}
+	return runningLine{Line: l, undo: undo}
+}
+
+func (r runningLine) stop(t *testing.T) Stats {
+	t.Helper()
+	if err := r.undo(); err != nil {
+		t.Errorf("undo Install: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	return r.Stats()
+}
+
 func sh(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := shErr(name, args...)
@@ -144,27 +177,27 @@ func (tp *topo) iperf(t *testing.T, secs int) float64 {
 		_ = srv.Process.Kill()
 		_ = srv.Wait()
 	})
-	var out string
-	var err error
-	for i := 0; i < 50; i++ { // the server needs a moment to listen
-		out, err = shErr("ip", "netns", "exec", tp.A, "iperf3", "-c", addrB, "-p", port, "-t", strconv.Itoa(secs), "-O", "1", "-J")
-		if err == nil || !strings.Contains(out, "connect") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("iperf3 client: %v", err)
-	}
-	var res struct {
-		End struct {
+	type result struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("parse iperf3 JSON: %v\n%s", err, out)
+	var res result
+	for i := 0; ; i++ {
+		out, err := shErr("ip", "netns", "exec", tp.A, "iperf3", "-c", addrB, "-p", port, "-t", strconv.Itoa(secs), "-O", "1", "-J")
+		res = result{}
+		jerr := json.Unmarshal([]byte(out), &res)
+		if i < 50 && strings.Contains(res.Error, "Connection refused") {
+			time.Sleep(100 * time.Millisecond) // the server is not listening yet
+			continue
+		}
+		if jerr != nil || err != nil || res.Error != "" {
+			t.Fatalf("iperf3 client: %v, %v, %s\n%s", err, jerr, res.Error, out)
+		}
+		break
 	}
 	return res.End.SumReceived.BitsPerSecond
 }

@@ -74,6 +74,7 @@ func (c Config) withDefaults() (Config, error) {
 // Stats counts what a delay line did. Packets are wire-sized segments.
 type Stats struct {
 	Forwarded     uint64 // packets written back after their delay
+	Writes        uint64 // TUN writes; Forwarded/Writes is the GSO batching
 	Bytes         uint64 // IP bytes of the forwarded packets
 	LossDrops     uint64 // packets dropped by the Loss probability
 	QueueDrops    uint64 // packets tail-dropped beyond QueueLimit
@@ -86,6 +87,6 @@ type Stats struct {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("forwarded=%d bytes=%d loss_drops=%d queue_drops=%d read_errors=%d write_errors=%d max_queue_bytes=%d late_max=%v",
-		s.Forwarded, s.Bytes, s.LossDrops, s.QueueDrops, s.ReadErrors, s.WriteErrors, s.MaxQueueBytes, s.LateMax)
+	return fmt.Sprintf("forwarded=%d writes=%d bytes=%d loss_drops=%d queue_drops=%d read_errors=%d write_errors=%d max_queue_bytes=%d late_max=%v",
+		s.Forwarded, s.Writes, s.Bytes, s.LossDrops, s.QueueDrops, s.ReadErrors, s.WriteErrors, s.MaxQueueBytes, s.LateMax)
 }
