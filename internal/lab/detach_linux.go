@@ -123,10 +123,34 @@ func procStartTime(pid int) (uint64, error) {
 	if len(f) < 20 {
 		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
 	}
-	if f[0] == "Z" || f[0] == "X" {
+	if (f[0] == "Z" || f[0] == "X") && !tasksAlive(pid) {
 		return 0, os.ErrProcessDone
 	}
 	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// tasksAlive reports whether any thread of pid still runs: the leader of
+// a multi-threaded process shows as a zombie while its other threads are
+// still exiting and holding its files (and so its network namespaces).
+func tasksAlive(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // PIDAlive reports whether the process recorded as (pid, startTime) still
