@@ -196,14 +196,20 @@ func (st *labState) node(spec string) (labNode, string, error) {
 		return o.Router, o.Site + "/router", nil
 	}
 	j := 1
-	if role != "" {
-		t := strings.TrimPrefix(strings.TrimPrefix(role, "host"), "h")
-		if j, err = strconv.Atoi(t); err != nil || (t == "" && role != "host" && role != "h") {
-			return labNode{}, "", usagef("lab: node %q: want OFFICE, OFFICE/host, OFFICE/hostN, OFFICE/gw or OFFICE/router", spec)
+	if t, ok := strings.CutPrefix(role, "host"); ok || strings.HasPrefix(role, "h") {
+		if !ok {
+			t = role[1:]
 		}
-		if t == "" {
-			j = 1
+		if t != "" {
+			if j, err = strconv.Atoi(t); err != nil {
+				j = -1
+			}
 		}
+	} else if role != "" {
+		j = -1
+	}
+	if j == -1 {
+		return labNode{}, "", usagef("lab: node %q: want OFFICE, OFFICE/host, OFFICE/hostN, OFFICE/gw or OFFICE/router", spec)
 	}
 	if j < 1 || j > len(o.Hosts) {
 		return labNode{}, "", usagef("lab: %s has hosts 1…%d, not %d", o.Site, len(o.Hosts), j)
