@@ -70,3 +70,10 @@ func PIDAlive(pid int, startTime uint64) bool { return false }
 
 // StopPID is not supported outside Linux.
 func StopPID(pid int, startTime uint64, grace time.Duration) error { return unsupported() }
+
+// ProcessesIn is not supported outside Linux.
+func ProcessesIn(id string) ([]int, error) { return nil, unsupported() }
+
+func (n *Node) PingUntil(ctx context.Context, dst netip.Addr, every time.Duration) (time.Duration, error) {
+	return 0, unsupported()
+}

@@ -146,3 +146,55 @@ func heldNetns() (map[uint64]string, error) {
 	}
 	return held, nil
 }
+
+// ProcessesIn returns the PIDs of the processes running in any namespace of
+// lab id (any of their threads). `lanlink lab down` uses it to stop what a
+// lab left running when its record of PIDs is lost: every process in a
+// lab's namespaces was started for the lab.
+func ProcessesIn(id string) ([]int, error) {
+	if !idRe.MatchString(id) {
+		return nil, fmt.Errorf("%w: lab ID %q: want \"ll\" and 4 characters of [0-9a-z]", ErrConfig, id)
+	}
+	names, err := listNetns()
+	if err != nil {
+		return nil, err
+	}
+	inos := map[uint64]bool{}
+	for _, name := range names {
+		if m := nsNameRe.FindStringSubmatch(name); m == nil || m[1] != id {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(netnsDir, name), &st); err == nil {
+			inos[st.Ino] = true
+		}
+	}
+	if len(inos) == 0 {
+		return nil, nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("scan processes: %w", err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		tasks, _ := os.ReadDir("/proc/" + e.Name() + "/task")
+		for _, t := range tasks {
+			link, err := os.Readlink("/proc/" + e.Name() + "/task/" + t.Name() + "/ns/net")
+			if err != nil {
+				continue
+			}
+			rest, ok := strings.CutPrefix(link, "net:[")
+			ino, perr := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
+			if ok && perr == nil && inos[ino] {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids, nil
+}

@@ -451,3 +451,64 @@ func Transfer(ctx context.Context, from, to *Node, size int64) (TransferResult, 
 	}
 	return res, nil
 }
+
+// PingUntil sends an ICMP echo request to dst from the node's namespace
+// every `every` until the first reply arrives and returns how long that
+// took from the first request. Unlike Ping it never waits for one echo
+// before sending the next, so it measures when a path starts to work (a
+// tunnel's first packet) to within `every`. It is bounded by ctx.
+func (n *Node) PingUntil(ctx context.Context, dst netip.Addr, every time.Duration) (time.Duration, error) {
+	if !dst.Is4() {
+		return 0, fmt.Errorf("ping %v from %s: only IPv4", dst, n.Name)
+	}
+	var c *icmp.PacketConn
+	err := n.do(func() (err error) {
+		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ping from %s: open ICMP socket: %w", n.Name, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+
+	id := int(rand.Uint32() & 0xffff)
+	start := time.Now()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for seq := 1; ; seq++ {
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("lanlink-lab")}}
+			if wb, err := msg.Marshal(nil); err == nil {
+				_, _ = c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}) // a failed send is a lost echo
+			}
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	buf := make([]byte, 1500)
+	for {
+		nr, from, err := c.ReadFrom(buf)
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			}
+			return 0, fmt.Errorf("ping %v from %s: no reply in %v: %w", dst, n.Name, time.Since(start).Round(time.Millisecond), err)
+		}
+		rm, err := icmp.ParseMessage(1, buf[:nr])
+		if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if echo, ok := rm.Body.(*icmp.Echo); ok && echo.ID == id && from.String() == dst.String() {
+			return time.Since(start), nil
+		}
+	}
+}
