@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,11 +389,20 @@ func throttle(t *testing.T, node *lab.Node, rate string) {
 // running processes hold its inode. The directory goes in t.Cleanup.
 func writeNetnsHosts(t *testing.T, node *lab.Node, content string) {
 	t.Helper()
+	netnsEtcOnce.Do(func() {
+		_, err := os.Stat("/etc/netns")
+		netnsEtcCreated = os.IsNotExist(err)
+	})
 	dir := filepath.Join("/etc/netns", node.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		if netnsEtcCreated {
+			os.Remove("/etc/netns") // only if empty: other tests may still use it
+		}
+	})
 	f, err := os.OpenFile(filepath.Join(dir, "hosts"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -405,6 +415,13 @@ func writeNetnsHosts(t *testing.T, node *lab.Node, content string) {
 		t.Fatal(err)
 	}
 }
+
+// netnsEtcCreated: /etc/netns did not exist before the first
+// writeNetnsHosts, so the tests remove it again when it is empty.
+var (
+	netnsEtcOnce    sync.Once
+	netnsEtcCreated bool
+)
 
 // waitStatus polls s's status until ok accepts it.
 func waitStatus(t *testing.T, s *site, within time.Duration, what string, ok func(*agent.Status) bool) *agent.Status {
