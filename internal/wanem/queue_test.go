@@ -181,3 +181,50 @@ func TestQueueWrapAroundKeepsOrderAndBytes(t *testing.T) {
 		t.Errorf("Len() = %d, want %d", q.Len(), len(sizes))
 	}
 }
+
+func TestQueueReserveCommit(t *testing.T) {
+	q := newDelayQueue(4000, 1500)
+	// Fill, reserving the worst case and committing what was "read".
+	for i := uint32(0); i < 3; i++ {
+		buf := q.Reserve(1500)
+		if buf == nil {
+			t.Fatalf("Reserve %d: no room", i)
+		}
+		n := copy(buf, pkt(i, 1000))
+		if !q.Commit(n, int64(i)) {
+			t.Fatalf("Commit %d refused", i)
+		}
+	}
+	// 3000 of 4000 bytes queued: a 1500-byte packet is over the limit.
+	buf := q.Reserve(1500)
+	if buf == nil {
+		t.Fatal("Reserve: no room, want room in the arena's spare packet")
+	}
+	copy(buf, pkt(9, 1500))
+	if q.Commit(1500, 9) {
+		t.Fatal("Commit over the limit accepted")
+	}
+	// The consumer pops while a reservation is outstanding; the commit
+	// must land where the reservation was, after the remaining packets.
+	buf = q.Reserve(1500)
+	q.Pop(3)
+	copy(buf, pkt(3, 200))
+	if !q.Commit(200, 3) {
+		t.Fatal("Commit into an emptied queue refused")
+	}
+	if q.Len() != 1 || q.Bytes() != 200 {
+		t.Fatalf("Len, Bytes = %d, %d; want 1, 200", q.Len(), q.Bytes())
+	}
+	b, due := q.Peek(0)
+	checkPkt(t, b, 3, 200)
+	if due != 3 {
+		t.Errorf("due = %d, want 3", due)
+	}
+	// And the queue goes on working from there.
+	if !q.Push(pkt(4, 100), 4) {
+		t.Fatal("Push after Commit refused")
+	}
+	q.Pop(1)
+	b, _ = q.Peek(0)
+	checkPkt(t, b, 4, 100)
+}

@@ -114,9 +114,27 @@ func TestRateLimit(t *testing.T) {
 // and skew their delay measurements.
 func TestTransferIntactAndInOrder(t *testing.T) {
 	testutil.RequireRoot(t)
-	tp := newTopo(t)
-	l := tp.startLine(t, Config{Delay: 2 * time.Millisecond})
+	for _, tc := range []struct {
+		name    string
+		loss    float64
+		wantRaw bool
+	}{
+		{name: "raw frames", loss: 0, wantRaw: true},
+		// A loss that never strikes still selects the split path.
+		{name: "split segments", loss: 1e-12, wantRaw: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopo(t)
+			l := tp.startLine(t, Config{Delay: 2 * time.Millisecond, Loss: tc.loss})
+			if l.raw != tc.wantRaw {
+				t.Fatalf("line raw = %v, want %v", l.raw, tc.wantRaw)
+			}
+			testTransfer(t, tp, l)
+		})
+	}
+}
 
+func testTransfer(t *testing.T, tp *topo, l *Line) {
 	t.Run("tcp", func(t *testing.T) {
 		var ln net.Listener
 		if err := inNamespace(tp.B, func() (err error) {
