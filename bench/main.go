@@ -48,9 +48,21 @@ func run() int {
 		noInstall = flag.Bool("no-install", false, "do not apt-get install missing tools")
 		lanlink   = flag.String("lanlink", "", "lanlink binary to use (default: build ./cmd/lanlink)")
 		verbose   = flag.Bool("v", false, "log lab and emulator events")
+		workDir   = flag.String("workdir", "", "keep keys, configs and tunnel logs in this directory (default: a temporary one, removed)")
+		llEnv     = flag.String("lanlink-env", "", "extra environment for the lanlink agents, comma-separated (e.g. GOGC=400), for experiments")
 	)
 	flag.Parse()
 	opts := bench.Options{Rounds: *rounds, Duration: *duration, Omit: *omit, ProfileDir: *profile, LanlinkBin: *lanlink, Progress: os.Stderr}
+	if *workDir != "" {
+		if err := os.MkdirAll(*workDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		opts.WorkDir, _ = filepath.Abs(*workDir)
+	}
+	if *llEnv != "" {
+		opts.LanlinkEnv = strings.Split(*llEnv, ",")
+	}
 	if *quick {
 		opts.Rounds, opts.Duration, opts.Omit = 1, 3*time.Second, time.Second
 	}

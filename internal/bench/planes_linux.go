@@ -129,7 +129,7 @@ func (p *lanlinkPlane) start(ctx context.Context, e *env, profileDir string) (*s
 	sess.stop = func() error { return stopAll(procs...) }
 	for i, o := range e.offs {
 		logf := filepath.Join(e.dir, PlaneLanlink, o.Name+".log")
-		argv := []string{e.opts.LanlinkBin, "up", "-f", p.plan, "--key", p.keys[i], "--backend", "userspace", "--interface", "lanlink0"}
+		argv := append(append([]string{"env"}, e.opts.LanlinkEnv...), e.opts.LanlinkBin, "up", "-f", p.plan, "--key", p.keys[i], "--backend", "userspace", "--interface", "lanlink0")
 		if profileDir != "" {
 			argv = append(argv, "--cpuprofile", filepath.Join(profileDir, "lanlink-"+o.Name+".pprof"))
 		}

@@ -140,6 +140,7 @@ type Report struct {
 	Scenarios []Scenario        `json:"scenarios"`
 	Rows      []Row             `json:"rows"`
 	Emulator  string            `json:"emulator"`
+	LabID     string            `json:"lab_id"` // namespaces were "<LabID>-…"
 }
 
 // HostInfo describes the machine, so figures are read in context.

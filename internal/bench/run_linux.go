@@ -40,6 +40,9 @@ type Options struct {
 	// scenario's first round write CPU profiles there
 	// (lanlink-o1.pprof, lanlink-o2.pprof).
 	ProfileDir string
+	// LanlinkEnv is extra environment for the lanlink agents ("GOGC=400"),
+	// for experiments with runtime settings.
+	LanlinkEnv []string
 	// WorkDir holds keys, configs and logs; a temporary directory when "".
 	WorkDir string
 	// Progress receives one line per measurement; nil discards.
@@ -131,6 +134,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("build lab: %w", err)
 	}
 	defer l.Close()
+	rep.LabID = l.ID
 	e := &env{opts: opts, dir: dir, lab: l}
 	for i := range 2 {
 		e.offs[i] = l.Offices[i]
