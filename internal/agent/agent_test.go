@@ -434,11 +434,10 @@ func TestMovedEndpointIsReresolved(t *testing.T) {
 	n := newTestNet(t, threeSites...)
 	sys := newFakeSystem()
 	sys.setName("beta.example.test", "198.51.100.20")
-	a, _ := startAgent(t, n, sys)
-	_ = a
+	a := startIdle(t, n, sys) // no loop: this test drives re-resolution itself
 	sys.setName("beta.example.test", "203.0.113.20")
 	before := len(sys.dev.Configs())
-	a.reresolve(context.Background(), nil) // safe: the loop is idle and this test is its only other user
+	a.reresolve(context.Background(), nil)
 	cfgs := sys.dev.Configs()
 	if len(cfgs) != before+1 {
 		t.Fatalf("re-resolving a moved name configured the device %d times, want 1", len(cfgs)-before)
