@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"lanlink/internal/lab"
 )
 
@@ -304,18 +301,5 @@ func moveWAN(t *testing.T, o *lab.Office, addr netip.Addr) {
 	t.Helper()
 	if err := o.ChangeWANAddress(context.Background(), addr); err != nil {
 		t.Fatal(err)
-	}
-	ns, err := netns.GetFromName(o.Router.Name)
-	if err != nil {
-		t.Fatalf("open namespace %s: %v", o.Router.Name, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink in %s: %v", o.Router.Name, err)
-	}
-	defer h.Close()
-	if err := h.ConntrackTableFlush(netlink.ConntrackTable); err != nil {
-		t.Fatalf("flush conntrack in %s: %v", o.Router.Name, err)
 	}
 }

@@ -51,7 +51,7 @@ const iface = "lanlink0" // every gateway has its own namespace and /run
 
 // net is a lab whose offices are sites of one plan.
 type network struct {
-	t     *testing.T
+	t     testing.TB
 	lab   *lab.Lab
 	dir   string
 	plan  string
@@ -75,7 +75,7 @@ type netOpts struct {
 
 // newNetwork builds a lab, creates a key on every gateway and a plan with
 // every office as a site. Nothing runs yet.
-func newNetwork(t *testing.T, o netOpts) *network {
+func newNetwork(t testing.TB, o netOpts) *network {
 	t.Helper()
 	testutil.RequireRoot(t)
 	ctx := context.Background()
@@ -121,7 +121,7 @@ func (n *network) addSite(s *site, endpoint bool) {
 }
 
 // run runs the lanlink CLI outside the lab (plan editing needs no namespace).
-func run(t *testing.T, args ...string) string {
+func run(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -208,7 +208,7 @@ func (s *site) status() (*agent.Status, error) {
 func (s *site) host() *lab.Node { return s.office.Hosts[0] }
 
 // waitPing waits until from reaches to (bounded), returning how long it took.
-func waitPing(t *testing.T, from *lab.Node, to netip.Addr, within time.Duration) time.Duration {
+func waitPing(t testing.TB, from *lab.Node, to netip.Addr, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
@@ -226,7 +226,7 @@ func waitPing(t *testing.T, from *lab.Node, to netip.Addr, within time.Duration)
 }
 
 // snapshot is everything of a node's network state that lanlink may touch.
-func snapshot(t *testing.T, n *lab.Node) string {
+func snapshot(t testing.TB, n *lab.Node) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder

@@ -157,6 +157,10 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	}
 	if err := inet.sysctls([]sysctl{
 		{"net/ipv4/conf/" + o.InternetIface + "/proxy_arp", "1"},
+		// The kernel delays proxy ARP replies by up to 0.8 s by default
+		// (proxy_delay): every first packet between offices would wait
+		// for it. A real ISP answers at once.
+		{"net/ipv4/neigh/" + o.InternetIface + "/proxy_delay", "0"},
 		{"net/ipv4/conf/" + o.InternetIface + "/send_redirects", "0"},
 	}); err != nil {
 		return err
@@ -631,6 +635,13 @@ func (o *Office) ChangeWANAddress(ctx context.Context, addr netip.Addr) error {
 	}
 	if err := ih.RouteDel(&netlink.Route{Dst: ipNet(netip.PrefixFrom(o.WAN, 32)), LinkIndex: port.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("internet %s: remove route to old WAN address %v: %w", o.lab.Internet.Name, o.WAN, err)
+	}
+	// A home router forgets its NAT state with its old lease. Linux drops
+	// masquerade entries of a vanished address itself, but not the port
+	// forward's: it would keep rewriting the gateway's packets to the old
+	// address for as long as they come.
+	if err := h.ConntrackTableFlush(netlink.ConntrackTable); err != nil {
+		return fmt.Errorf("router %s: flush NAT state: %w", o.Router.Name, err)
 	}
 	o.lab.log.Info("lab WAN address changed", "id", o.lab.ID, "office", o.Index, "old", o.WAN, "new", addr)
 	o.WAN = addr
