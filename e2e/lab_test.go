@@ -180,6 +180,13 @@ func TestLabUpStatusExecDown(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "site office2") {
 			t.Errorf("lanlink status on office2's gateway: exit %d\n%s", code, out)
 		}
+		// lab exec puts the lab's lanlink first on PATH and makes the lab's
+		// plan and the gateway's key the defaults, so commands that read
+		// them work with no flags.
+		out, code = labCLI(t, 30*time.Second, "exec", "--name", name, "o2/gw", "--", "lanlink", "routes", "--no-probe")
+		if code != 0 || !strings.Contains(out, "office2") {
+			t.Errorf("lanlink routes (plan and key from lab exec's environment) on office2's gateway: exit %d\n%s", code, out)
+		}
 	})
 
 	out, code = labCLI(t, time.Minute, "down", "--name", name)

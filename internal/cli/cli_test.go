@@ -407,3 +407,22 @@ func golden(t *testing.T, path, got string) {
 		t.Errorf("%s differs (-want +got); rerun with -update if intended:\n%s", path, diff)
 	}
 }
+
+// LANLINK_KEY is the key file every command uses without --key (the lab
+// sets it on its gateways); --key still wins.
+func TestKeyFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	envKey, flagKey := filepath.Join(dir, "env.key"), filepath.Join(dir, "flag.key")
+	vars := map[string]string{"LANLINK_KEY": envKey}
+	pub := lanlink(t, vars, "keygen").want(t, 0).stdout
+	if _, err := os.Stat(envKey); err != nil {
+		t.Fatalf("keygen without --key did not write $LANLINK_KEY: %v", err)
+	}
+	if got := lanlink(t, vars, "pubkey").want(t, 0).stdout; got != pub {
+		t.Errorf("pubkey with $LANLINK_KEY = %q, want %q", got, pub)
+	}
+	other := lanlink(t, vars, "keygen", "--key", flagKey).want(t, 0).stdout
+	if got := lanlink(t, vars, "pubkey", "--key", flagKey).want(t, 0).stdout; got != other || got == pub {
+		t.Errorf("pubkey --key = %q, want the flag's key %q", got, other)
+	}
+}

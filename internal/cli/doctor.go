@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"lanlink/internal/doctor"
-	"lanlink/internal/keys"
 )
 
 func newDoctorCmd(e *env) *cobra.Command {
@@ -57,7 +56,7 @@ status 1 when a check failed; warnings alone exit 0.`,
 		},
 	}
 	af.register(cmd, e)
-	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
+	cmd.Flags().StringVar(&keyFile, "key", e.defaultKey(), "this gateway's private key")
 	cmd.Flags().StringVar(&site, "site", "", "this gateway's site (default: the agent's, else found by the key)")
 	cmd.Flags().StringVar(&rate, "rate", "1gbit", "link rate for sizing TCP buffers (e.g. 100mbit, 1gbit, 10gbit)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")

@@ -32,7 +32,7 @@ working only once the plan carries the new public key.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "private key file to create")
+	cmd.Flags().StringVar(&keyFile, "key", e.defaultKey(), "private key file to create")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing key file")
 	return cmd
 }
@@ -52,6 +52,6 @@ func newPubkeyCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "private key file")
+	cmd.Flags().StringVar(&keyFile, "key", e.defaultKey(), "private key file")
 	return cmd
 }

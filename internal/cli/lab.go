@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -480,7 +481,7 @@ are the command's, and so is the exit code.`,
 			if err != nil {
 				return err
 			}
-			return labExec(e, nd.node().Command(a[1:]...))
+			return labExec(e, nd.node().Command(a[1:]...), labEnv(st))
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "default", "the lab's name")
@@ -492,20 +493,38 @@ are the command's, and so is the exit code.`,
 // code and signals are the command's without any forwarding; called
 // in-process with other writers, it runs a child and fails on a non-zero
 // exit.
-func labExec(e *env, argv []string) error {
+func labExec(e *env, argv, environ []string) error {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return fmt.Errorf("lab exec: %w", err)
 	}
 	if e.stdin == os.Stdin && e.stdout == os.Stdout && e.stderr == os.Stderr {
-		return fmt.Errorf("lab exec: %w", syscall.Exec(path, argv, os.Environ()))
+		return fmt.Errorf("lab exec: %w", syscall.Exec(path, argv, environ))
 	}
 	c := exec.Command(path, argv[1:]...)
+	c.Env = environ
 	c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("lab exec: %w", err)
 	}
 	return nil
+}
+
+// labEnv is the environment of a command run by lab exec: the lab's lanlink
+// binary first on PATH, and the lab's plan and the gateway's key as the
+// defaults, so that `lanlink status`, `check` or `doctor` work there as on
+// a real gateway, without flags.
+func labEnv(st *labState) []string {
+	env := os.Environ()
+	path := filepath.Dir(st.Binary)
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			path += ":" + strings.TrimPrefix(kv, "PATH=")
+			env = append(env[:i:i], env[i+1:]...)
+			break
+		}
+	}
+	return append(env, "PATH="+path, "LANLINK_PLAN="+st.Plan, "LANLINK_KEY="+labKeyPath)
 }
 
 // newLabWANEmCmd is the delay line's process (`lanlink lab wanem`), which

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lanlink/internal/keys"
 	"lanlink/internal/plan"
 )
 
@@ -116,6 +117,16 @@ private keys are created on their gateway and never leave it.`,
 	}
 	e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return root
+}
+
+// defaultKey is the private key file commands use without --key:
+// $LANLINK_KEY when set (the lab sets it on its gateways), else the
+// standard path.
+func (e *env) defaultKey() string {
+	if k := e.getenv("LANLINK_KEY"); k != "" {
+		return k
+	}
+	return keys.DefaultPath
 }
 
 // usageError marks a wrong command line (exit code 2).

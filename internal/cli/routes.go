@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"lanlink/internal/doctor"
-	"lanlink/internal/keys"
 	"lanlink/internal/plan"
 )
 
@@ -64,7 +63,7 @@ a required route is missing.`,
 		},
 	}
 	af.register(cmd, e)
-	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key (finds its office)")
+	cmd.Flags().StringVar(&keyFile, "key", e.defaultKey(), "this gateway's private key (finds its office)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the routes as JSON")
 	cmd.Flags().BoolVar(&noProbe, "no-probe", false, "do not check whether the routes are in place")
 	return cmd

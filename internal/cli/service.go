@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lanlink/internal/keys"
 	"lanlink/internal/service"
 )
 
@@ -49,7 +48,7 @@ watchdog, reloaded with "systemctl reload".`,
 	}
 	unitFlags := func(c *cobra.Command) {
 		c.Flags().StringVar(&iface, "interface", "lanlink0", "the tunnel interface")
-		c.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
+		c.Flags().StringVar(&keyFile, "key", e.defaultKey(), "this gateway's private key")
 		c.Flags().StringVar(&binary, "binary", "", "the lanlink binary the service runs (default: this one)")
 	}
 

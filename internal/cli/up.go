@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"lanlink/internal/agent"
-	"lanlink/internal/keys"
 	"lanlink/internal/metrics"
 	"lanlink/internal/sdnotify"
 )
@@ -146,7 +145,7 @@ and sent and up/down, the plan generation and rejected reloads.`,
 		},
 	}
 	af.register(cmd, e)
-	cmd.Flags().StringVar(&keyFile, "key", keys.DefaultPath, "this gateway's private key")
+	cmd.Flags().StringVar(&keyFile, "key", e.defaultKey(), "this gateway's private key")
 	cmd.Flags().StringVar(&site, "site", "", "this gateway's site (default: found by the key's public key)")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "WireGuard backend: auto, kernel or userspace")
 	cmd.Flags().StringVar(&cpuprof, "cpuprofile", e.getenv("LANLINK_CPUPROFILE"), "write a CPU profile of the agent to this file until it stops ($LANLINK_CPUPROFILE)")
