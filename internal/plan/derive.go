@@ -19,7 +19,12 @@ type planIndex struct {
 	hub    int   // -1 when no site has an endpoint
 	nNAT   int   // sites without an endpoint
 	// Per site, sorted: its LANs, and what a peer entry for it allows
-	// (its tunnel addresses as host prefixes plus its LANs).
+	// (its tunnel addresses as host prefixes plus its LANs). These are
+	// the very slices SiteConfig hands out as Peer.LANs and
+	// Peer.AllowedIPs, shared by every config derived from the plan, so
+	// they are never nil (JSON shows [] rather than null) and their
+	// capacity is capped: an append by a caller copies rather than
+	// writing into the next site's window.
 	lans    [][]netip.Prefix
 	allowed [][]netip.Prefix
 	// Every LAN with its site, sorted, so Routes is a filter, not a sort.
@@ -38,7 +43,21 @@ func (p *Plan) index() {
 func (p *Plan) buildIndex() *planIndex {
 	n := len(p.Sites)
 	x := &planIndex{byName: make(map[string]int, n), byKey: make(map[wgtypes.Key]int, n), hub: -1,
-		lans: make([][]netip.Prefix, n), allowed: make([][]netip.Prefix, n)}
+		sorted: make([]int, 0, n), lans: make([][]netip.Prefix, n), allowed: make([][]netip.Prefix, n)}
+	nLANs, nAddrs := 0, 0
+	for _, s := range p.Sites {
+		nLANs += len(s.LANs)
+		nAddrs += len(s.Addresses)
+	}
+	// One backing array for every site's two windows; it is sized up
+	// front, so appending never moves it under the windows already cut.
+	buf := make([]netip.Prefix, 0, 2*nLANs+nAddrs)
+	window := func(start int) []netip.Prefix {
+		w := buf[start:len(buf):len(buf)]
+		sortPrefixes(w)
+		return w
+	}
+	x.allLANs = make([]siteLAN, 0, nLANs)
 	for i, s := range p.Sites {
 		x.byName[s.Name] = i
 		x.byKey[s.PublicKey] = i
@@ -46,10 +65,15 @@ func (p *Plan) buildIndex() *planIndex {
 		if s.Endpoint == "" {
 			x.nNAT++
 		}
-		x.lans[i] = slices.Clone(s.LANs)
-		sortPrefixes(x.lans[i])
-		x.allowed[i] = append(hostPrefixes(s.Addresses, len(s.LANs)), s.LANs...)
-		sortPrefixes(x.allowed[i])
+		start := len(buf)
+		buf = append(buf, s.LANs...)
+		x.lans[i] = window(start)
+		start = len(buf)
+		for _, a := range s.Addresses {
+			buf = append(buf, netip.PrefixFrom(a, a.BitLen()))
+		}
+		buf = append(buf, s.LANs...)
+		x.allowed[i] = window(start)
 		for _, l := range s.LANs {
 			x.allLANs = append(x.allLANs, siteLAN{l, i})
 		}
@@ -127,7 +151,6 @@ func (p *Plan) SiteConfig(name string) (*SiteConfig, error) {
 		Masquerade: s.Masquerade,
 		MSSClamp:   s.MSSClamp,
 		Addresses:  make([]netip.Prefix, 0, len(s.Addresses)),
-		Peers:      make([]Peer, 0, len(p.Sites)-1),
 	}
 	for i, a := range s.Addresses {
 		if i < len(p.Network.Tunnels) {
@@ -140,50 +163,41 @@ func (p *Plan) SiteConfig(name string) (*SiteConfig, error) {
 	}
 	c.Relay = si == x.hub && x.nNAT >= 2
 
-	// One backing array each for all peers' AllowedIPs and LANs: a full
-	// mesh of n sites derives n² peers, and per-peer slices would make
-	// allocation dominate. Each peer gets a capacity-capped window, so an
-	// append by a caller cannot spill into its neighbour.
-	var nAllowed, nLANs, nPeers int
-	for oi := range p.Sites {
-		if oi == si || (selfNAT && nat(oi)) {
-			if oi != si {
-				nAllowed += len(x.allowed[oi]) // rides on the hub's entry
-			}
-			continue
-		}
-		nPeers++
-		nAllowed += len(x.allowed[oi])
-		nLANs += len(x.lans[oi])
+	// A full mesh of n sites derives n² peers, so per-peer slices would
+	// make allocation dominate: a plain peer entry shares the index's
+	// slices for that site (see planIndex). Only the hub's entry on a site
+	// without an endpoint, which also carries the relayed sites, is built
+	// here.
+	nPeers := len(p.Sites) - 1
+	if selfNAT {
+		nPeers = len(p.Sites) - x.nNAT
 	}
-	allowedBuf := make([]netip.Prefix, 0, nAllowed)
-	lanBuf := make([]netip.Prefix, 0, nLANs)
-	window := func(buf *[]netip.Prefix, start int) []netip.Prefix {
-		return (*buf)[start:len(*buf):len(*buf)]
-	}
-	c.Peers = make([]Peer, 0, nPeers)
-
+	c.Peers = make([]Peer, 0, max(nPeers, 0))
 	for _, oi := range x.sorted {
 		if oi == si || (selfNAT && nat(oi)) {
 			continue // NAT-to-NAT is reached through the hub's entry below
 		}
 		o := &p.Sites[oi]
-		peer := Peer{Site: o.Name, PublicKey: o.PublicKey, Endpoint: o.Endpoint}
-		start := len(allowedBuf)
-		allowedBuf = append(allowedBuf, x.allowed[oi]...)
-		if selfNAT && oi == x.hub {
+		peer := Peer{Site: o.Name, PublicKey: o.PublicKey, Endpoint: o.Endpoint, AllowedIPs: x.allowed[oi], LANs: x.lans[oi]}
+		if selfNAT && oi == x.hub && x.nNAT > 1 {
+			n := len(x.allowed[oi])
+			for mi := range p.Sites {
+				if mi != si && nat(mi) {
+					n += len(x.allowed[mi])
+				}
+			}
+			allowed := make([]netip.Prefix, 0, n)
+			allowed = append(allowed, x.allowed[oi]...)
+			peer.Via = make([]string, 0, x.nNAT-1)
 			for _, mi := range x.sorted {
 				if mi != si && nat(mi) {
 					peer.Via = append(peer.Via, p.Sites[mi].Name)
-					allowedBuf = append(allowedBuf, x.allowed[mi]...)
+					allowed = append(allowed, x.allowed[mi]...)
 				}
 			}
-			sortPrefixes(allowedBuf[start:])
+			sortPrefixes(allowed)
+			peer.AllowedIPs = allowed
 		}
-		peer.AllowedIPs = window(&allowedBuf, start)
-		start = len(lanBuf)
-		lanBuf = append(lanBuf, x.lans[oi]...)
-		peer.LANs = window(&lanBuf, start)
 		if selfNAT {
 			peer.PersistentKeepalive = keepalive
 		}

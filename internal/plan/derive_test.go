@@ -225,3 +225,99 @@ func TestEqualClone(t *testing.T) {
 		t.Error("nil handling")
 	}
 }
+
+// SiteConfig shares peer slices between configs derived from one plan (see
+// the SiteConfig doc); Clone must cut every such tie, and an append to a
+// shared slice must copy rather than write into a neighbour's window.
+func TestDerivedSlicesShareOnlyReadOnly(t *testing.T) {
+	p := mustParse(t, bigPlan(40)) // s5, s15, s25, s35 are behind NAT; s0 is the hub
+	derive := func(name string) *SiteConfig {
+		t.Helper()
+		c, err := p.SiteConfig(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	names := []string{"s0", "s1", "s2", "s5", "s15"}
+	want := map[string]*SiteConfig{}
+	for _, n := range names {
+		want[n] = derive(n).Clone()
+	}
+	bogus := netip.MustParsePrefix("192.0.2.0/24")
+
+	tests := []struct {
+		name   string
+		mutate func(c *SiteConfig)
+	}{
+		{"write every element", func(c *SiteConfig) {
+			for i := range c.Peers {
+				pe := &c.Peers[i]
+				for j := range pe.AllowedIPs {
+					pe.AllowedIPs[j] = bogus
+				}
+				for j := range pe.LANs {
+					pe.LANs[j] = bogus
+				}
+				for j := range pe.Via {
+					pe.Via[j] = "bogus"
+				}
+			}
+			for j := range c.Routes {
+				c.Routes[j] = bogus
+			}
+		}},
+		{"sort in place", func(c *SiteConfig) {
+			for i := range c.Peers {
+				slices.Reverse(c.Peers[i].AllowedIPs)
+				slices.Reverse(c.Peers[i].LANs)
+				slices.Reverse(c.Peers[i].Via)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, victim := range names {
+				tt.mutate(derive(victim).Clone())
+			}
+			for _, n := range names {
+				if got := derive(n); !want[n].Equal(got) {
+					t.Errorf("%s changed after mutating clones:\n%s", n, cmp.Diff(want[n], got, cmpOpts))
+				}
+			}
+		})
+	}
+
+	t.Run("append to a derived slice copies", func(t *testing.T) {
+		c := derive("s1")
+		for i := range c.Peers {
+			c.Peers[i].AllowedIPs = append(c.Peers[i].AllowedIPs, bogus)
+			c.Peers[i].LANs = append(c.Peers[i].LANs, bogus)
+		}
+		for _, n := range names {
+			if got := derive(n); !want[n].Equal(got) {
+				t.Errorf("%s changed after appending to s1's peers:\n%s", n, cmp.Diff(want[n], got, cmpOpts))
+			}
+		}
+	})
+
+	t.Run("derived configs do share", func(t *testing.T) {
+		// Guards the test itself: if derivation stopped sharing, the
+		// cases above would pass trivially and prove nothing about Clone.
+		// A plan of its own, since this writes through shared memory.
+		q := mustParse(t, bigPlan(10))
+		a, errA := q.SiteConfig("s1")
+		b, errB := q.SiteConfig("s2")
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		peerOf := func(c *SiteConfig, site string) Peer {
+			return c.Peers[slices.IndexFunc(c.Peers, func(p Peer) bool { return p.Site == site })]
+		}
+		pa, pb := peerOf(a, "s3"), peerOf(b, "s3")
+		pa.AllowedIPs[0] = bogus // what the SiteConfig doc forbids, to show why
+		if pb.AllowedIPs[0] != bogus {
+			t.Error("s1's and s2's entries for s3 no longer share AllowedIPs: the cases above prove nothing; update this test and the SiteConfig doc")
+		}
+	})
+}

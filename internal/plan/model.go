@@ -54,6 +54,13 @@ type Site struct {
 // SiteConfig is the desired state of one site, derived from the plan. It is
 // the single source that render, the agent and status use. It never holds
 // the private key: the agent reads that from the key file on the gateway.
+//
+// A SiteConfig is read-only. Its peers' AllowedIPs and LANs share backing
+// arrays with the Plan it came from and with every other SiteConfig
+// derived from that Plan (a 1000-site mesh would otherwise copy a million
+// small slices), so writing an element of one would change them all.
+// Appending is safe (the shared slices have no spare capacity, so append
+// copies), writing in place is not: Clone first, then change the clone.
 type SiteConfig struct {
 	Network    string         `json:"network"`
 	Site       string         `json:"site"`
