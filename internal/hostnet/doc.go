@@ -10,6 +10,15 @@
 // *ConflictError with the command that fixes them; if a step fails midway,
 // the steps of that call are undone in reverse.
 //
+// Set compares desired states, not the live system, so what someone else
+// removes afterwards (a DHCP client flushing routes, `ip link set down`, a
+// hardening script turning forwarding off) stays removed until Repair
+// compares the last applied Config with the kernel and puts the missing
+// pieces back. Repair never fights a deliberate change: a route to one of
+// our prefixes through another interface, or our address moved to another
+// interface, is reported, not undone. Notifier tells the caller the
+// moment the kernel reports a change worth a Repair.
+//
 // Ownership is explicit. hostnet only ever removes what it added: its
 // routes carry RouteProtocol (ip route show proto 76), and a JSON journal
 // per interface in the state directory lists the addresses and routes it

@@ -33,6 +33,9 @@ type host struct {
 	j      *journal // what we changed and must undo; nil before the first Set
 	closed bool
 
+	dumpNL     *netlink.Handle // Repair's strict-checking handle; nil until first used
+	conflicted bool            // the last Repair reported a conflict
+
 	// failStep, set by tests, makes step i fail before it runs.
 	failStep func(i int, s Step) error
 }
@@ -185,6 +188,9 @@ func (h *host) Close() error {
 	}
 	h.closed = true
 	h.nl.Close()
+	if h.dumpNL != nil {
+		h.dumpNL.Close()
+	}
 	h.ns.Close()
 	return err
 }

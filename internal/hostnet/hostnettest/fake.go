@@ -5,8 +5,10 @@
 package hostnettest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -30,12 +32,18 @@ type Fake struct {
 	failAt   int
 	failErr  error
 	closeErr error
+
+	elsewhere map[netip.Prefix]string // routes someone pointed at another device
+	changes   []chan struct{}
 }
 
-var _ hostnet.Host = (*Fake)(nil)
+var (
+	_ hostnet.Host     = (*Fake)(nil)
+	_ hostnet.Notifier = (*Fake)(nil)
+)
 
-// FailStep makes step n (1-based) of the next Set that has at least n
-// steps fail with err (ErrInjected if nil); the steps before it are rolled
+// FailStep makes step n (1-based) of the next Set or Repair that has at
+// least n steps fail with err (ErrInjected if nil); the steps before it are rolled
 // back, as the real Host does.
 func (f *Fake) FailStep(n int, err error) {
 	f.mu.Lock()
@@ -83,9 +91,9 @@ func (f *Fake) Set(cfg hostnet.Config) error {
 	return nil
 }
 
-// apply changes the state for s, logs it, and returns its undo.
-func (f *Fake) apply(s hostnet.Step) func() {
-	key, line := "", s.String()
+// keyLine is what s is about in the state map, and the line it leaves.
+func keyLine(s hostnet.Step) (key, line string) {
+	line = s.String()
 	switch s.Op {
 	case hostnet.OpAddrAdd, hostnet.OpAddrDel:
 		key = "addr " + s.Prefix.String() + " " + s.Interface
@@ -101,6 +109,12 @@ func (f *Fake) apply(s hostnet.Step) func() {
 			line = "sysctl " + s.Family.SysctlName() + "=0"
 		}
 	}
+	return key, line
+}
+
+// apply changes the state for s, logs it, and returns its undo.
+func (f *Fake) apply(s hostnet.Step) func() {
+	key, line := keyLine(s)
 	prev, had := f.state[key]
 	switch s.Op {
 	case hostnet.OpAddrDel, hostnet.OpRouteDel, hostnet.OpForwardRestore:
@@ -170,4 +184,128 @@ func (f *Fake) Closed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.closed
+}
+
+// Drift removes line (as State prints it) from the host state, as an
+// administrator or another program would behind lanlink's back:
+// "ip route add 192.168.20.0/24 dev lanlink0" is a deleted route,
+// "sysctl net.ipv4.ip_forward=1" forwarding set back to 0, "ip link set
+// dev lanlink0 up" the link set down. It reports whether the line was
+// there. Repair puts it back.
+func (f *Fake) Drift(line string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, l := range f.state {
+		if l == line {
+			delete(f.state, k)
+			return true
+		}
+	}
+	return false
+}
+
+// RouteElsewhere is someone routing p through device on purpose: the
+// fake's own route to p goes (as with ip route replace), and Repair
+// reports a conflict instead of restoring it until ClearElsewhere.
+func (f *Fake) RouteElsewhere(p netip.Prefix, device string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.elsewhere == nil {
+		f.elsewhere = map[netip.Prefix]string{}
+	}
+	p = p.Masked()
+	f.elsewhere[p] = device
+	for k := range f.state {
+		if k == "route "+p.String()+" "+f.cur.Interface {
+			delete(f.state, k)
+		}
+	}
+}
+
+// ClearElsewhere removes the foreign route RouteElsewhere added.
+func (f *Fake) ClearElsewhere(p netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.elsewhere, p.Masked())
+}
+
+// Repair restores every piece of the last applied Config missing from the
+// state (see Drift), in hostnet.Diff's order, except routes taken by
+// RouteElsewhere, which it reports as conflicts. Like Set it is
+// all-or-nothing under FailStep.
+func (f *Fake) Repair() (hostnet.RepairReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var rep hostnet.RepairReport
+	if f.closed {
+		return rep, fmt.Errorf("fake host network: Repair after Close: %w", os.ErrClosed)
+	}
+	if f.cur.Interface == "" {
+		return rep, nil
+	}
+	var steps []hostnet.Step
+	for _, s := range hostnet.Diff(hostnet.Config{}, f.cur) {
+		key, line := keyLine(s)
+		if f.state[key] == line {
+			continue
+		}
+		if dev, ok := f.elsewhere[s.Prefix]; ok && s.Op == hostnet.OpRouteAdd {
+			rep.Conflicts = append(rep.Conflicts, &hostnet.ConflictError{Kind: "route", Want: s.Prefix, Existing: s.Prefix, Device: dev, Owner: owner(f.cur, s.Prefix)})
+			continue
+		}
+		steps = append(steps, s)
+	}
+	var undo []func()
+	for i, s := range steps {
+		if f.failAt == i+1 {
+			err := f.failErr
+			f.failAt, f.failErr = 0, nil
+			for k := len(undo) - 1; k >= 0; k-- {
+				undo[k]()
+			}
+			return hostnet.RepairReport{Conflicts: rep.Conflicts}, fmt.Errorf("repair %s: %s: %w (the %d earlier repairs of this call were undone)", f.cur.Interface, s, err, len(undo))
+		}
+		undo = append(undo, f.apply(s))
+		rep.Restored = append(rep.Restored, s)
+	}
+	return rep, nil
+}
+
+// Changes implements hostnet.Notifier; Notify sends on every channel it
+// returned.
+func (f *Fake) Changes(ctx context.Context) (<-chan struct{}, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	f.changes = append(f.changes, ch)
+	go func() {
+		<-ctx.Done()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.changes = slices.DeleteFunc(f.changes, func(c chan struct{}) bool { return c == ch })
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// Notify is the kernel reporting a change: every Changes subscriber is
+// woken (coalesced, like the real one).
+func (f *Fake) Notify() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.changes {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func owner(cfg hostnet.Config, p netip.Prefix) string {
+	for k, v := range cfg.RouteOwners {
+		if k.Masked() == p {
+			return v
+		}
+	}
+	return ""
 }

@@ -131,3 +131,83 @@ func TestFakeClose(t *testing.T) {
 		t.Error("Closed() = false after Close")
 	}
 }
+
+func steps(ss []hostnet.Step) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+// Drift takes lines away, Repair puts exactly those back and reports
+// them; a route someone pointed elsewhere is a conflict, not restored.
+func TestFakeRepair(t *testing.T) {
+	tests := []struct {
+		name          string
+		drift         []string
+		elsewhere     string
+		wantRestored  []string
+		wantConflicts int
+	}{
+		{"nothing drifted", nil, "", nil, 0},
+		{"route and forwarding", []string{"ip route add 192.168.20.0/24 dev lanlink0", "sysctl net.ipv4.ip_forward=1"}, "",
+			[]string{"ip route add 192.168.20.0/24 dev lanlink0", "sysctl net.ipv4.ip_forward=1"}, 0},
+		{"link down", []string{"ip link set dev lanlink0 up"}, "", []string{"ip link set dev lanlink0 up"}, 0},
+		{"route elsewhere", []string{"sysctl net.ipv4.ip_forward=1"}, "192.168.20.0/24", []string{"sysctl net.ipv4.ip_forward=1"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f Fake
+			if err := f.Set(base); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range tt.drift {
+				if !f.Drift(l) {
+					t.Fatalf("Drift(%q): line not in state", l)
+				}
+			}
+			want := baseState
+			if tt.elsewhere != "" {
+				f.RouteElsewhere(netip.MustParsePrefix(tt.elsewhere), "eth1")
+				want = []string{baseState[0], baseState[1], baseState[2], baseState[4]}
+			}
+			rep, err := f.Repair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantRestored, steps(rep.Restored)); diff != "" {
+				t.Errorf("restored (-want +got):\n%s", diff)
+			}
+			if len(rep.Conflicts) != tt.wantConflicts {
+				t.Errorf("conflicts = %v, want %d", rep.Conflicts, tt.wantConflicts)
+			}
+			if diff := cmp.Diff(want, f.State()); diff != "" {
+				t.Errorf("state after Repair (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFakeRepairAllOrNothing(t *testing.T) {
+	var f Fake
+	if err := f.Set(base); err != nil {
+		t.Fatal(err)
+	}
+	f.Drift("ip addr add 10.255.0.1/24 dev lanlink0")
+	f.Drift("ip route add 192.168.20.0/24 dev lanlink0")
+	drifted := f.State()
+	f.FailStep(2, nil)
+	if _, err := f.Repair(); !errors.Is(err, ErrInjected) {
+		t.Fatalf("Repair = %v, want the injected failure", err)
+	}
+	if diff := cmp.Diff(drifted, f.State()); diff != "" {
+		t.Errorf("state after a failed Repair (-want +got):\n%s", diff)
+	}
+	if _, err := f.Repair(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(baseState, f.State()); diff != "" {
+		t.Errorf("state after Repair (-want +got):\n%s", diff)
+	}
+}
