@@ -20,6 +20,10 @@
 // "fragmentation needed" is filtered (an MTU black hole). It follows the
 // route MTU, so it needs no MTU setting of its own.
 //
+// Repair notices when the table is gone or changed (nft flush ruleset,
+// a reload of nftables.service) and rebuilds it; it compares a cheap
+// fingerprint first, so a healthy table costs a few netlink reads.
+//
 // What this package must not do: touch any table but its own (it never
 // flushes the ruleset), or open forwarding that another table drops — its
 // chains accept by default, and in nftables an accept in one base chain

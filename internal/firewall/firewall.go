@@ -60,6 +60,15 @@ type Firewall interface {
 	// Empty cfg removes the table. A table the Firewall did not create is
 	// left alone unless cfg needs the name (use Recover at start).
 	Set(cfg Config) error
+	// Repair checks that the table the last Set created is still in the
+	// kernel as Set left it, and rebuilds it in one transaction (as Set
+	// does) if it is gone or its chains, hooks, policies or rule counts
+	// differ — after `nft flush ruleset`, a firewall service reload or a
+	// hand edit. It reports whether it rebuilt the table. The check is a
+	// few netlink requests about this table alone; a rule edited in place
+	// into another rule with as many expressions goes unnoticed. With no
+	// table wanted (before Set, or after an Empty one) it does nothing.
+	Repair() (rebuilt bool, err error)
 	// Close removes the table, if Set created one. Set after Close fails
 	// with net.ErrClosed.
 	Close() error

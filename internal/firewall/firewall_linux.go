@@ -37,6 +37,11 @@ func (f *nftFirewall) Set(cfg Config) error {
 	if f.closed {
 		return fmt.Errorf("firewall set: %w", net.ErrClosed)
 	}
+	return f.set(cfg)
+}
+
+// set is Set with f.mu held.
+func (f *nftFirewall) set(cfg Config) error {
 	if cfg.Empty() && f.cur == nil {
 		return nil
 	}

@@ -25,11 +25,13 @@ type Fake struct {
 	sets    int
 	closed  bool
 	failErr error
+	gone    bool // Drift: the kernel lost the table behind our back
+	repairs int
 }
 
 var _ firewall.Firewall = (*Fake)(nil)
 
-// FailNextSet makes the next Set fail with err (ErrInjected if nil) and
+// FailNextSet makes the next Set (or a Repair that has work to do) fail with err (ErrInjected if nil) and
 // change nothing.
 func (f *Fake) FailNextSet(err error) {
 	f.mu.Lock()
@@ -55,8 +57,44 @@ func (f *Fake) Set(cfg firewall.Config) error {
 		return err
 	}
 	f.cur = cfg
+	f.gone = false
 	f.sets++
 	return nil
+}
+
+// Drift is someone flushing the ruleset (nft flush ruleset, a firewall
+// service reload): the table is gone from the "kernel" until Set or
+// Repair.
+func (f *Fake) Drift() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gone = true
+}
+
+// Repair rebuilds the table after Drift; FailNextSet makes it fail too.
+func (f *Fake) Repair() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false, fmt.Errorf("firewall repair: %w", net.ErrClosed)
+	}
+	if !f.gone || f.cur.Empty() {
+		return false, nil
+	}
+	if err := f.failErr; err != nil {
+		f.failErr = nil
+		return false, err
+	}
+	f.gone = false
+	f.repairs++
+	return true, nil
+}
+
+// Repairs counts the tables Repair rebuilt.
+func (f *Fake) Repairs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.repairs
 }
 
 // Close removes the table.
@@ -73,7 +111,7 @@ func (f *Fake) Close() error {
 func (f *Fake) Ruleset() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.cur.Interface == "" {
+	if f.cur.Interface == "" || f.gone {
 		return ""
 	}
 	return firewall.Render(f.cur)
