@@ -43,6 +43,11 @@ type Options struct {
 	// (default 5 min). Peers whose handshake is older than the rekey
 	// window are re-resolved on the next health tick regardless.
 	ResolveEvery time.Duration
+	// RepairEvery is how often the host network and firewall state is
+	// checked against what was applied, and what someone removed is put
+	// back (default 10 s; negative: only when the kernel reports a change
+	// on the interface). See repair.go.
+	RepairEvery time.Duration
 
 	// System is the OS boundary; nil means the real one.
 	System System
@@ -104,6 +109,7 @@ type Agent struct {
 	planStamp  fileStamp
 	keyStamp   fileStamp
 	health     map[wgtypes.Key]*peerHealth
+	drift      driftState
 
 	reqs chan ctlRequest
 	wg   sync.WaitGroup
@@ -141,6 +147,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ResolveEvery == 0 {
 		o.ResolveEvery = 5 * time.Minute
+	}
+	if o.RepairEvery == 0 {
+		o.RepairEvery = defaultRepairEvery
 	}
 	if o.System == nil {
 		o.System = realSystem{}
@@ -336,6 +345,8 @@ func (a *Agent) Wait(ctx context.Context) error {
 	defer resolve.Stop()
 	health := time.NewTicker(healthEvery)
 	defer health.Stop()
+	repairs, stopRepair := a.startRepair(ctx)
+	defer stopRepair()
 	for {
 		select {
 		case <-ctx.Done():
@@ -352,6 +363,8 @@ func (a *Agent) Wait(ctx context.Context) error {
 			a.reresolve(ctx, nil)
 		case <-health.C:
 			a.checkHealth(ctx, time.Now())
+		case why := <-repairs:
+			a.repair(why)
 		case r := <-a.reqs:
 			switch r.op {
 			case OpStatus:
@@ -435,6 +448,7 @@ func (a *Agent) status() Status {
 		a.log.Error("read WireGuard statistics", "err", err)
 	}
 	st.Peers = peerStatuses(a.cfg, stats, time.Now())
+	st.Problems, st.Repairs = a.drift.problems, a.drift.repairs
 	return st
 }
 

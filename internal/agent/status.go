@@ -43,6 +43,13 @@ type Status struct {
 	// ReloadErrors counts rejected plans since start.
 	ReloadErrors int          `json:"reload_errors"`
 	Peers        []PeerStatus `json:"peers"`
+	// Problems are what the last host check found wrong and deliberately
+	// left alone (a route to a remote LAN through another interface), or
+	// could not repair; each says how to fix it. Empty when healthy.
+	Problems []string `json:"problems,omitempty"`
+	// Repairs counts the pieces of host network and firewall state that
+	// were removed behind lanlink's back and put back since start.
+	Repairs int `json:"repairs,omitempty"`
 }
 
 // PeerStatus is one peer's line in status.

@@ -288,6 +288,14 @@ func (f *Fake) Changes(ctx context.Context) (<-chan struct{}, error) {
 	return ch, nil
 }
 
+// Watchers is how many Changes subscriptions are open, so a test can wait
+// for its subscriber before it calls Notify.
+func (f *Fake) Watchers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.changes)
+}
+
 // Notify is the kernel reporting a change: every Changes subscriber is
 // woken (coalesced, like the real one).
 func (f *Fake) Notify() {
