@@ -105,12 +105,13 @@ func (r RepairReport) Clean() bool { return len(r.Restored) == 0 && len(r.Confli
 
 // Notifier is implemented by Hosts that can tell the moment the kernel
 // reports a change that may be drift, so a caller can Repair at once
-// instead of on its next periodic check. Forwarding sysctls raise no such
-// event: only a periodic Repair notices those.
+// instead of on its next periodic check. Forwarding changes count (the
+// kernel announces them as netconf events); other drift that raises no
+// event is left to the periodic check.
 type Notifier interface {
 	// Changes subscribes to link, address and route events of the
 	// interface of the last applied Config (and routes to its prefixes on
-	// other interfaces). The channel receives (coalesced, never blocking
+	// other interfaces), and to forwarding (netconf) changes. The channel receives (coalesced, never blocking
 	// the kernel side) after each burst of events, and is closed when ctx
 	// is done or the subscription fails; a caller then falls back to
 	// periodic Repair.

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -306,6 +308,35 @@ func (h *host) Changes(ctx context.Context) (<-chan struct{}, error) {
 		default:
 		}
 	}
+	confCh := make(chan struct{}, 1) // never closed: out is closed by one goroutine only
+	// Forwarding changes arrive as netconf notifications, which the
+	// library has no subscription helper for. Without them only a
+	// periodic Repair notices forwarding drift, so failing here is not
+	// fatal.
+	if s, err := nl.SubscribeAt(h.ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_NETCONF, unix.RTNLGRP_IPV6_NETCONF); err != nil {
+		h.log.Debug("netlink netconf subscription", "err", err)
+	} else {
+		go func() {
+			<-done
+			s.Close()
+		}()
+		go func() {
+			for {
+				msgs, _, err := s.Receive()
+				if err != nil {
+					return
+				}
+				for _, m := range msgs {
+					if m.Header.Type == unix.RTM_NEWNETCONF {
+						select {
+						case confCh <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}
+		}()
+	}
 	go func() {
 		defer close(out)
 		defer stop()
@@ -313,6 +344,8 @@ func (h *host) Changes(ctx context.Context) (<-chan struct{}, error) {
 			select {
 			case <-ctx.Done():
 				return
+			case <-confCh:
+				kick()
 			case u, ok := <-linkCh:
 				if !ok {
 					return

@@ -278,11 +278,26 @@ func TestChangesReportsDrift(t *testing.T) {
 			quiet = true
 		}
 	}
-	tn.ip(t, "route", "del", "192.168.20.0/24", "dev", "lanlink0")
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no change reported within 5 s of deleting a route of ours")
+	for _, drift := range []struct {
+		what string
+		do   func()
+	}{
+		{"deleting a route of ours", func() { tn.ip(t, "route", "del", "192.168.20.0/24", "dev", "lanlink0") }},
+		{"turning forwarding off", func() { tn.writeSysctl(t, IPv4, "0") }},
+	} {
+		drift.do()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no change reported within 5 s of %s", drift.what)
+		}
+		for quiet := false; !quiet; {
+			select {
+			case <-ch:
+			case <-time.After(300 * time.Millisecond):
+				quiet = true
+			}
+		}
 	}
 	cancel()
 	deadline := time.After(5 * time.Second)
