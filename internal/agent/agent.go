@@ -45,8 +45,8 @@ type Options struct {
 	ResolveEvery time.Duration
 	// RepairEvery is how often the host network and firewall state is
 	// checked against what was applied, and what someone removed is put
-	// back (default 10 s; negative: only when the kernel reports a change
-	// on the interface). See repair.go.
+	// back (default 10 s; kernel events about the interface trigger a
+	// check in between; negative disables repairing). See repair.go.
 	RepairEvery time.Duration
 
 	// System is the OS boundary; nil means the real one.

@@ -40,8 +40,11 @@ type driftState struct {
 // startRepair returns a channel that asks the loop for a repair (the value
 // says why) and a function that stops asking.
 func (a *Agent) startRepair(ctx context.Context) (<-chan string, func()) {
-	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan string)
+	if a.o.RepairEvery < 0 {
+		return out, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
 	var events <-chan struct{}
 	if n, ok := a.host.(hostnet.Notifier); ok {
 		ch, err := n.Changes(ctx)
@@ -52,19 +55,15 @@ func (a *Agent) startRepair(ctx context.Context) (<-chan string, func()) {
 		}
 	}
 	go func() {
-		var tick <-chan time.Time
-		if a.o.RepairEvery > 0 {
-			t := time.NewTicker(a.o.RepairEvery)
-			defer t.Stop()
-			tick = t.C
-		}
+		tick := time.NewTicker(a.o.RepairEvery)
+		defer tick.Stop()
 		var debounce <-chan time.Time
 		for {
 			var why string
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick:
+			case <-tick.C:
 				why = "periodic check"
 			case _, ok := <-events:
 				if !ok {

@@ -86,7 +86,7 @@ func TestRepairRestoresDrift(t *testing.T) {
 		every  time.Duration
 		notify bool
 	}{
-		{"kernel event", -1, true},
+		{"kernel event", time.Hour, true},
 		{"periodic check", 20 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,7 +182,7 @@ func TestRepairFailureIsAProblem(t *testing.T) {
 	sites[0].MSSClamp = &on
 	n := newTestNet(t, sites...)
 	sys := newFakeSystem()
-	_, c := startAgent(t, n, sys, func(o *Options) { o.RepairEvery = -1 })
+	_, c := startAgent(t, n, sys, func(o *Options) { o.RepairEvery = time.Hour })
 	sys.fw.Drift()
 	sys.fw.FailNextSet(nil)
 	waitWatching(t, sys)
@@ -205,4 +205,24 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// RepairEvery < 0 turns repairing off: drift stays, nothing subscribes.
+func TestRepairDisabled(t *testing.T) {
+	n := newTestNet(t, threeSites...)
+	sys := newFakeSystem()
+	_, c := startAgent(t, n, sys, func(o *Options) { o.RepairEvery = -1 })
+	sys.host.Drift("sysctl net.ipv4.ip_forward=1")
+	drifted := sys.host.State()
+	sys.host.Notify()
+	time.Sleep(300 * time.Millisecond)
+	if st, err := c.Status(context.Background()); err != nil || st.Repairs != 0 {
+		t.Errorf("status = %+v, %v; want no repairs", st, err)
+	}
+	if diff := cmp.Diff(drifted, sys.host.State()); diff != "" {
+		t.Errorf("host changed with repairing off (-want +got):\n%s", diff)
+	}
+	if w := sys.host.Watchers(); w != 0 {
+		t.Errorf("%d event subscriptions with repairing off, want 0", w)
+	}
 }
