@@ -121,6 +121,9 @@ func pingFails(t *testing.T, from *lab.Node, to *lab.Node) bool {
 // round restores what it broke before the next.
 func TestDoctor(t *testing.T) {
 	n := newNetwork(t, netOpts{offices: 2})
+	// The agents would repair what this test breaks (forwarding, routes)
+	// within a second; doctor must see the breakage, so they do not repair.
+	n.upArgs = []string{"--repair-every=-1s"}
 	n.upAll()
 	s1, s2 := n.sites[0], n.sites[1]
 	gw1 := s1.office.Gateway

@@ -56,6 +56,8 @@ type network struct {
 	dir   string
 	plan  string
 	sites []*site
+	// upArgs are extra flags for every `lanlink up` of this network.
+	upArgs []string
 }
 
 type site struct {
@@ -145,7 +147,8 @@ func (s *site) lanlink(ctx context.Context, args ...string) (string, error) {
 // up starts s's agent in the background.
 func (n *network) up(s *site) {
 	n.t.Helper()
-	p, err := s.office.Gateway.Start(context.Background(), []string{lanlinkBin, "up", "-f", n.plan, "--key", s.key, "--interface", iface}, s.log)
+	argv := append([]string{lanlinkBin, "up", "-f", n.plan, "--key", s.key, "--interface", iface}, n.upArgs...)
+	p, err := s.office.Gateway.Start(context.Background(), argv, s.log)
 	if err != nil {
 		n.t.Fatalf("start agent on %s: %v", s.name, err)
 	}

@@ -52,6 +52,12 @@ func writeStatus(w io.Writer, st *agent.Status, now time.Time) {
 	if st.PlanError != "" {
 		fmt.Fprintf(w, "  plan rejected: %s\n  (still running generation %d; fix the plan and it is picked up)\n", st.PlanError, st.Generation)
 	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", p)
+	}
+	if st.Repairs > 0 {
+		fmt.Fprintf(w, "  repaired %d piece(s) of host state someone else changed since start (see the log)\n", st.Repairs)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tLANS")

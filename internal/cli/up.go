@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,6 +46,7 @@ func newUpCmd(e *env) *cobra.Command {
 		backend     string
 		metricsAddr string
 		cpuprof     string
+		repairEvery time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up [--key FILE] [--site NAME] [--interface NAME] [--backend auto|kernel|userspace] [--metrics ADDR]",
@@ -113,14 +115,15 @@ and sent and up/down, the plan generation and rejected reloads.`,
 				defer ms.Close()
 			}
 			a, err := agent.Start(ctx, agent.Options{
-				PlanPath:  e.planPath,
-				KeyPath:   keyFile,
-				Site:      site,
-				Interface: af.iface,
-				Backend:   backend,
-				StateDir:  af.stateDir,
-				Logger:    log,
-				Reload:    reload,
+				PlanPath:    e.planPath,
+				KeyPath:     keyFile,
+				Site:        site,
+				Interface:   af.iface,
+				Backend:     backend,
+				StateDir:    af.stateDir,
+				Logger:      log,
+				Reload:      reload,
+				RepairEvery: repairEvery,
 				Notify: func(state string) {
 					if err := sdnotify.Notify(state); err != nil {
 						log.Warn("notify service manager", "err", err)
@@ -150,6 +153,8 @@ and sent and up/down, the plan generation and rejected reloads.`,
 	cmd.Flags().StringVar(&backend, "backend", "auto", "WireGuard backend: auto, kernel or userspace")
 	cmd.Flags().StringVar(&cpuprof, "cpuprofile", e.getenv("LANLINK_CPUPROFILE"), "write a CPU profile of the agent to this file until it stops ($LANLINK_CPUPROFILE)")
 	cmd.Flags().MarkHidden("cpuprofile")
+	cmd.Flags().DurationVar(&repairEvery, "repair-every", 0, "how often to re-check the host network for drift besides kernel events (default 10s; negative: never repair, e.g. to watch what something else changes)")
+	cmd.Flags().MarkHidden("repair-every")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9587 (off by default)")
 	return cmd
 }
