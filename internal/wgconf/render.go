@@ -1,13 +1,16 @@
 package wgconf
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -31,9 +34,6 @@ type Options struct {
 	KeyFile string
 }
 
-// wg-quick's own rule for interface (and so file) names.
-var ifaceName = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
-
 // Render writes c as a wg-quick file.
 //
 // Routing: the file leaves Table unset (auto), so wg-quick adds a route for
@@ -50,24 +50,146 @@ var ifaceName = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
 // rely on it too. Masquerade and MSS clamping become an nftables table
 // named lanlink_<interface>, added in PostUp and deleted in PostDown.
 func Render(w io.Writer, c *plan.SiteConfig, o Options) error {
-	f, err := FromSiteConfig(c, o)
+	f, err := interfaceOf(c, o)
 	if err != nil {
 		return err
 	}
-	b, err := Marshal(f)
-	if err != nil {
-		return fmt.Errorf("render site %s: %w", c.Site, err)
+	rw := writers.Get().(*writer)
+	defer putWriter(rw)
+	if !routesMatch(c, rw) {
+		return routeMismatch(c, siteRoutes(c))
 	}
-	_, err = w.Write(b)
+	// What FromSiteConfig and Marshal would write, without building the
+	// File: its peers would be copies of c.Peers that live only until
+	// written. The whole file is built before the first Write, so a
+	// failure leaves w untouched.
+	rw.buf = slices.Grow(rw.buf[:0], 1024+200*len(c.Peers))
+	rw.head(f)
+	for i := range c.Peers {
+		rw.sitePeer(&c.Peers[i])
+	}
+	if rw.err != nil {
+		return fmt.Errorf("render site %s: %w", c.Site, rw.err)
+	}
+	_, err = w.Write(rw.buf)
 	return err
+}
+
+// writers pools Render's buffers: a site of a 1000-site mesh renders to
+// about 200 kB, and rendering every site would otherwise allocate (and
+// grow) one per site.
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+func putWriter(w *writer) {
+	if cap(w.buf) > 16<<20 {
+		return // a freak; do not pin it
+	}
+	w.buf, w.err = w.buf[:0], nil
+	writers.Put(w)
 }
 
 // FromSiteConfig is Render without the writing: the File it would write.
 func FromSiteConfig(c *plan.SiteConfig, o Options) (*File, error) {
+	f, err := interfaceOf(c, o)
+	if err != nil {
+		return nil, err
+	}
+	f.Peers = make([]Peer, 0, len(c.Peers))
+	for i := range c.Peers {
+		p := &c.Peers[i]
+		f.Peers = append(f.Peers, Peer{
+			Comments:            peerComments(p),
+			PublicKey:           p.PublicKey,
+			AllowedIPs:          slices.Clone(p.AllowedIPs),
+			Endpoint:            p.Endpoint,
+			PersistentKeepalive: keepalive(p.PersistentKeepalive),
+		})
+	}
+	if got, want := Routes(f), canonical(c.Routes); !slices.Equal(got, want) {
+		return nil, routeMismatch(c, got)
+	}
+	return f, nil
+}
+
+// sitePeer writes p's [Peer] section exactly as Marshal writes the Peer
+// that FromSiteConfig makes of it.
+func (w *writer) sitePeer(p *plan.Peer) {
+	w.peerHeader()
+	var bad []byte
+	if w.buf, bad = appendPeerComments(w.buf, p); bad != nil {
+		// What Marshal's comment check says of it: the lines hold the
+		// plan's names, which a hand-built SiteConfig may not have
+		// validated.
+		w.fail(fmt.Errorf("comment %q must be one line starting with '#'", bad))
+	}
+	w.peerBody(p.PublicKey, nil, p.AllowedIPs, p.Endpoint, keepalive(p.PersistentKeepalive))
+}
+
+// appendPeerComments appends the comment lines of p's [Peer] section, each
+// ending in a newline: the one place their wording lives. bad is the first
+// line Marshal would reject as a comment (one that TrimSpace would change),
+// or nil.
+func appendPeerComments(b []byte, p *plan.Peer) (_, bad []byte) {
+	check := func(start int) {
+		if l := b[start : len(b)-1]; bad == nil && !trimmed(l) {
+			bad = l
+		}
+	}
+	start := len(b)
+	b = append(b, "# site "...)
+	b = appendOneLine(b, p.Site)
+	b = append(b, '\n')
+	check(start)
+	if len(p.Via) > 0 {
+		start = len(b)
+		b = append(b, "# relays for "...)
+		b = appendOneLine(b, strings.Join(p.Via, ", "))
+		b = append(b, '\n')
+		check(start)
+	}
+	if p.Endpoint == "" {
+		b = append(b, "# no endpoint: "...)
+		b = appendOneLine(b, p.Site)
+		b = append(b, " dials in\n"...) // starts with '#', ends in "in": always a good comment
+	}
+	return b, bad
+}
+
+// trimmed reports whether TrimSpace leaves l (which starts with '#')
+// unchanged, looking only at its last byte unless that is not ASCII.
+func trimmed(l []byte) bool {
+	switch c := l[len(l)-1]; {
+	case c >= utf8.RuneSelf:
+		return len(bytes.TrimSpace(l)) == len(l)
+	case c == ' ', c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+		return false
+	}
+	return true
+}
+
+// peerComments is appendPeerComments as strings, one per line; Marshal
+// checks them.
+func peerComments(p *plan.Peer) []string {
+	b, _ := appendPeerComments(nil, p)
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// keepalive rounds up to whole seconds, which is what wg counts in, so the
+// tunnel is never kept alive less often than the plan asks.
+func keepalive(ka time.Duration) time.Duration {
+	if ka <= 0 {
+		return 0
+	}
+	return (ka + time.Second - 1).Truncate(time.Second)
+}
+
+// interfaceOf checks c and o and builds the File's comments and
+// [Interface] section, which Render and FromSiteConfig share.
+func interfaceOf(c *plan.SiteConfig, o Options) (*File, error) {
 	if o.Interface == "" {
 		o.Interface = DefaultInterface
 	}
-	if !ifaceName.MatchString(o.Interface) {
+	if !validIfaceName(o.Interface) {
 		return nil, fmt.Errorf("interface name %q: want 1 to 15 of letters, digits and _=+.- (wg-quick names the interface after the file)", o.Interface)
 	}
 	if o.KeyFile == "" {
@@ -145,33 +267,122 @@ func FromSiteConfig(c *plan.SiteConfig, o Options) (*File, error) {
 		}
 		i.PostDown = append(i.PostDown, "nft delete table "+t)
 	}
-
-	for _, p := range c.Peers {
-		wp := Peer{
-			Comments:   []string{"# site " + oneLine(p.Site)},
-			PublicKey:  p.PublicKey,
-			AllowedIPs: slices.Clone(p.AllowedIPs),
-			Endpoint:   p.Endpoint,
-		}
-		if len(p.Via) > 0 {
-			wp.Comments = append(wp.Comments, "# relays for "+oneLine(strings.Join(p.Via, ", ")))
-		}
-		if p.Endpoint == "" {
-			wp.Comments = append(wp.Comments, "# no endpoint: "+oneLine(p.Site)+" dials in")
-		}
-		if ka := p.PersistentKeepalive; ka > 0 {
-			// wg counts in whole seconds; round up so it is never
-			// less frequent than the plan asks.
-			wp.PersistentKeepalive = (ka + time.Second - 1).Truncate(time.Second)
-		}
-		f.Peers = append(f.Peers, wp)
-	}
-
-	if got, want := Routes(f), canonical(c.Routes); !slices.Equal(got, want) {
-		return nil, fmt.Errorf("site %s: wg-quick would route %v but lanlink routes %v; "+
-			"this is a bug in lanlink's plan derivation, please report it", c.Site, got, want)
-	}
 	return f, nil
+}
+
+func routeMismatch(c *plan.SiteConfig, got []netip.Prefix) error {
+	return fmt.Errorf("site %s: wg-quick would route %v but lanlink routes %v; "+
+		"this is a bug in lanlink's plan derivation, please report it", c.Site, got, canonical(c.Routes))
+}
+
+// routesMatch reports whether the routes wg-quick adds for c's file (what
+// Routes returns for it) are canonical(c.Routes), without building the file
+// or sorting its AllowedIPs (a 1000-site mesh has a million of them): the
+// two sets are equal when every uncovered AllowedIPs prefix is one of the
+// routes and every route is met at least once. The routes go in an
+// open-addressing table held in w, which a pooled writer reuses.
+func routesMatch(c *plan.SiteConfig, w *writer) bool {
+	want := c.Routes
+	if !isCanonical(want) {
+		want = canonical(want)
+	}
+	bits := 1
+	for 1<<bits < 2*len(want) {
+		bits++
+	}
+	size, shift, mask := 1<<bits, 64-bits, uint64(1<<bits-1)
+	w.slots = slices.Grow(w.slots[:0], size)[:size]
+	clear(w.slots)
+	for i, p := range want {
+		h := hashPrefix(p) >> shift
+		for w.slots[h] != 0 {
+			h = (h + 1) & mask
+		}
+		w.slots[h] = int32(i + 1)
+	}
+	w.seen = slices.Grow(w.seen[:0], len(want))[:len(want)]
+	clear(w.seen)
+
+	var buf [4]netip.Prefix
+	covered := buf[:0]
+	for _, a := range c.Addresses {
+		covered = append(covered, a.Masked())
+	}
+	hits := 0
+	for i := range c.Peers {
+	next:
+		for _, a := range c.Peers[i].AllowedIPs {
+			a = a.Masked()
+			for _, cv := range covered {
+				if cv.Bits() <= a.Bits() && cv.Contains(a.Addr()) {
+					continue next
+				}
+			}
+			for h := hashPrefix(a) >> shift; ; h = (h + 1) & mask {
+				j := w.slots[h] - 1
+				if j < 0 {
+					return false // not a route
+				}
+				if want[j] == a {
+					if !w.seen[j] {
+						w.seen[j] = true
+						hits++
+					}
+					break
+				}
+			}
+		}
+	}
+	return hits == len(want)
+}
+
+// hashPrefix is a Fibonacci hash of the address and length: its top bits
+// (routesMatch keeps those) spread even the consecutive LANs of a large
+// plan evenly over the table.
+func hashPrefix(p netip.Prefix) uint64 {
+	const k = 0x9e3779b97f4a7c15
+	a := p.Addr()
+	if a.Is4() {
+		v := a.As4()
+		return (uint64(binary.BigEndian.Uint32(v[:]))<<8 | uint64(p.Bits()+1)) * k
+	}
+	b := a.As16()
+	return (binary.BigEndian.Uint64(b[:8])*k ^ binary.BigEndian.Uint64(b[8:]) ^ uint64(p.Bits()+1)) * k
+}
+
+// siteRoutes is Routes of the File that FromSiteConfig makes of c.
+func siteRoutes(c *plan.SiteConfig) []netip.Prefix {
+	f := &File{Interface: Interface{Addresses: c.Addresses}, Peers: make([]Peer, len(c.Peers))}
+	for i, p := range c.Peers {
+		f.Peers[i].AllowedIPs = p.AllowedIPs
+	}
+	return Routes(f)
+}
+
+// isCanonical reports whether ps is what canonical would make of it:
+// masked, sorted and without duplicates (as plan derives Routes).
+func isCanonical(ps []netip.Prefix) bool {
+	for i, p := range ps {
+		if p.Masked() != p || i > 0 && comparePrefix(ps[i-1], p) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validIfaceName is wg-quick's own rule for interface (and so file)
+// names: ^[a-zA-Z0-9_=+.-]{1,15}$.
+func validIfaceName(s string) bool {
+	if len(s) < 1 || len(s) > 15 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_=+.-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // Routes returns the routes wg-quick (Table = auto) adds for f: every
@@ -213,6 +424,17 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+// appendOneLine appends oneLine(s) without building the string in the
+// common case of nothing to replace.
+func appendOneLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\n' || c == '\r' || c >= utf8.RuneSelf {
+			return append(b, oneLine(s)...) // strings.Map also replaces invalid UTF-8
+		}
+	}
+	return append(b, s...)
 }
 
 func oneLine(s string) string {
