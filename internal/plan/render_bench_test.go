@@ -89,3 +89,25 @@ func BenchmarkRender1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRenderOneSite renders one site of the 1000-site plan (999 peers):
+// the cost per peer, steadier than the whole-plan figures on a busy machine.
+func BenchmarkRenderOneSite(b *testing.B) {
+	p, err := plan.Parse("big.toml", plan.BigPlan(1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := p.SiteConfig("s1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := wgconf.Render(&buf, c, wgconf.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
+}

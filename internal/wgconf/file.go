@@ -101,13 +101,13 @@ func (w *writer) head(f *File) {
 		w.comment(c)
 	}
 	if len(i.Addresses) > 0 {
-		w.prefixes("Address", i.Addresses)
+		w.prefixes("Address = ", i.Addresses)
 	}
 	if i.ListenPort != 0 {
 		w.uint("ListenPort", uint64(i.ListenPort))
 	}
 	if i.PrivateKey != nil {
-		w.key("PrivateKey", *i.PrivateKey)
+		w.key("PrivateKey = ", i.PrivateKey)
 	}
 	if i.FwMark != 0 {
 		w.uint("FwMark", uint64(i.FwMark))
@@ -156,17 +156,16 @@ func (w *writer) peerHeader() {
 
 // peerBody writes a [Peer] section's keys, after its comments.
 func (w *writer) peerBody(pub wgtypes.Key, psk *wgtypes.Key, allowed []netip.Prefix, endpoint string, ka time.Duration) {
-	w.key("PublicKey", pub)
+	w.key("PublicKey = ", &pub)
 	if psk != nil {
-		w.key("PresharedKey", *psk)
+		w.key("PresharedKey = ", psk)
 	}
 	if len(allowed) > 0 {
-		w.prefixes("AllowedIPs", allowed)
+		w.prefixes("AllowedIPs = ", allowed)
 	}
 	if endpoint != "" {
 		if plainEndpoint(endpoint) {
-			w.buf = append(w.buf, "Endpoint = "...)
-			w.line(endpoint)
+			w.buf = append(append(append(w.buf, "Endpoint = "...), endpoint...), '\n')
 		} else {
 			if err := checkEndpoint(endpoint); err != nil {
 				w.fail(err)
@@ -244,27 +243,29 @@ func (w *writer) uint(k string, v uint64) {
 	w.buf = append(w.buf, '\n')
 }
 
-// key writes k in standard base64, as wgtypes.Key.String does.
-func (w *writer) key(name string, k wgtypes.Key) {
-	w.buf = append(w.buf, name...)
-	w.buf = append(w.buf, " = "...)
-	w.buf = base64.StdEncoding.AppendEncode(w.buf, k[:])
-	w.buf = append(w.buf, '\n')
+// key writes k in standard base64, as wgtypes.Key.String does; name
+// includes the " = ".
+func (w *writer) key(name string, k *wgtypes.Key) {
+	var line [64]byte
+	n := copy(line[:], name)
+	base64.StdEncoding.Encode(line[n:n+44], k[:])
+	line[n+44] = '\n'
+	w.buf = append(w.buf, line[:n+45]...)
 }
 
+// prefixes writes a list; k includes the " = ".
 func (w *writer) prefixes(k string, ps []netip.Prefix) {
-	w.buf = append(w.buf, k...)
-	w.buf = append(w.buf, " = "...)
+	b := append(w.buf, k...)
 	for i, p := range ps {
 		if !p.IsValid() {
 			w.fail(fmt.Errorf("invalid prefix in %v", ps))
 		}
 		if i > 0 {
-			w.buf = append(w.buf, ", "...)
+			b = append(b, ", "...)
 		}
-		w.buf = appendPrefix(w.buf, p)
+		b = appendPrefix(b, p)
 	}
-	w.buf = append(w.buf, '\n')
+	w.buf = append(b, '\n')
 }
 
 // appendPrefix is netip.Prefix.AppendTo, with IPv4 (most of a mesh's

@@ -359,3 +359,18 @@ func (w *refWriter) prefixes(ps []netip.Prefix) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+func TestIsMasked(t *testing.T) {
+	for _, s := range []string{"0.0.0.0/0", "1.2.3.4/0", "1.2.3.4/32", "1.2.3.4/31", "1.2.3.0/24", "1.2.3.128/24", "128.0.0.0/1", "192.0.0.0/1",
+		"::/0", "::1/0", "fd00::/8", "fd00::1/64", "::ffff:1.2.3.0/120", "::ffff:1.2.3.4/120"} {
+		p := netipPrefix(s)
+		if got, want := isMasked(p), p.Masked() == p; got != want {
+			t.Errorf("isMasked(%s) = %v, want %v", s, got, want)
+		}
+	}
+	for _, p := range []netip.Prefix{{}, netip.PrefixFrom(netip.AddrFrom4([4]byte{1, 2, 3, 4}), 33)} {
+		if got, want := isMasked(p), p.Masked() == p; got != want {
+			t.Errorf("isMasked(%#v) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -312,7 +312,9 @@ func routesMatch(c *plan.SiteConfig, w *writer) bool {
 	for i := range c.Peers {
 	next:
 		for _, a := range c.Peers[i].AllowedIPs {
-			a = a.Masked()
+			if !isMasked(a) {
+				a = a.Masked()
+			}
 			for _, cv := range covered {
 				if cv.Bits() <= a.Bits() && cv.Contains(a.Addr()) {
 					continue next
@@ -363,11 +365,20 @@ func siteRoutes(c *plan.SiteConfig) []netip.Prefix {
 // masked, sorted and without duplicates (as plan derives Routes).
 func isCanonical(ps []netip.Prefix) bool {
 	for i, p := range ps {
-		if p.Masked() != p || i > 0 && comparePrefix(ps[i-1], p) >= 0 {
+		if !isMasked(p) || i > 0 && comparePrefix(ps[i-1], p) >= 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// isMasked reports p.Masked() == p, quickly for IPv4.
+func isMasked(p netip.Prefix) bool {
+	if a := p.Addr(); a.Is4() && p.IsValid() {
+		v := a.As4()
+		return binary.BigEndian.Uint32(v[:])<<p.Bits() == 0
+	}
+	return p.Masked() == p
 }
 
 // validIfaceName is wg-quick's own rule for interface (and so file)
