@@ -27,18 +27,9 @@ or every problem found (file, line, site, field and how to fix it) and exits 1.`
 			if err != nil {
 				return err
 			}
-			// Every site must also be derivable: a plan can be valid
-			// field by field and still leave a site without a path.
-			failed := false
-			for _, s := range p.Sites {
-				if _, err := p.SiteConfig(s.Name); err != nil {
-					fmt.Fprintf(e.stdout, "%s: site %q: %v\n", e.planPath, s.Name, err)
-					failed = true
-				}
-			}
-			if failed {
-				return silentError{}
-			}
+			// A plan that parses derives for every site (Parse checks
+			// paths between sites too; plan's FuzzParse holds it to
+			// that), so check does not derive 1000 configs to say ok.
 			fmt.Fprintf(e.stdout, "ok: %d sites\n", len(p.Sites))
 			return nil
 		},
