@@ -16,6 +16,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ func run() int {
 		lanlink   = flag.String("lanlink", "", "lanlink binary to use (default: build ./cmd/lanlink)")
 		verbose   = flag.Bool("v", false, "log lab and emulator events")
 		workDir   = flag.String("workdir", "", "keep keys, configs and tunnel logs in this directory (default: a temporary one, removed)")
+		render    = flag.String("render", "", "render the table and chart of an earlier run's JSON instead of running")
 		llEnv     = flag.String("lanlink-env", "", "extra environment for the lanlink agents, comma-separated (e.g. GOGC=400), for experiments")
 	)
 	flag.Parse()
@@ -92,6 +94,19 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *render != "" {
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", *render, err)
+			return 1
+		}
+		return write(&rep, *outDir, *docs)
+	}
 	if !*noInstall {
 		if err := bench.EnsureTools(ctx, opts.Planes, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -103,6 +118,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	return write(rep, *outDir, *docs)
+}
+
+// write prints the table and targets and writes the JSON, Markdown and SVG
+// files of a report.
+func write(rep *bench.Report, outDir string, docs bool) int {
 	var md bytes.Buffer
 	fmt.Fprintf(&md, "Run %s on %s (%d CPUs, kernel %s), load before %s, after %s; %d round(s) of %v iperf3 tests after %v warm-up, medians.\n\n",
 		rep.Date.Format(time.RFC3339), rep.Host.CPUModel, rep.Host.CPUs, rep.Host.Kernel, rep.Host.LoadBefore, rep.Host.LoadAfter,
@@ -124,11 +145,11 @@ func run() int {
 	rep.WriteSVG(&svg)
 	stamp := rep.Date.Format("2006-01-02T150405Z")
 	files := map[string][]byte{
-		filepath.Join(*outDir, stamp+".json"): js.Bytes(),
-		filepath.Join(*outDir, stamp+".md"):   md.Bytes(),
-		filepath.Join(*outDir, stamp+".svg"):  svg.Bytes(),
+		filepath.Join(outDir, stamp+".json"): js.Bytes(),
+		filepath.Join(outDir, stamp+".md"):   md.Bytes(),
+		filepath.Join(outDir, stamp+".svg"):  svg.Bytes(),
 	}
-	if *docs {
+	if docs {
 		files["docs/benchmarks-results.md"] = md.Bytes()
 		files["docs/benchmarks.svg"] = svg.Bytes()
 	}

@@ -136,9 +136,10 @@ func (e *env) iperf(ctx context.Context, streams int) (Iperf3Result, error) {
 			err = perr
 		}
 		lastErr = err
-		// The server may still be starting, or finishing the last test.
+		// The server may still be starting or finishing the last test, or
+		// a lossy tunnel reset the control connection: try again.
 		msg := err.Error()
-		if !strings.Contains(msg, "unable to connect") && !strings.Contains(msg, "busy") && !strings.Contains(msg, "refused") {
+		if !strings.Contains(msg, "unable to connect") && !strings.Contains(msg, "busy") && !strings.Contains(msg, "refused") && !strings.Contains(msg, "control message") {
 			return Iperf3Result{}, err
 		}
 		select {

@@ -172,7 +172,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		top      = 40
 		left     = 70
 		right    = 20
-		legendH  = 30
+		legendH  = 40
 		barGap   = 2
 		groupGap = 30
 	)
@@ -234,13 +234,18 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", left, y0+panelH, width-right, y0+panelH)
 	}
-	// Legend.
-	ly := height - legendH + 10
+	// Legend, wrapped onto a second line when it would run off the right
+	// edge (7 px per character is generous for 12 px sans-serif).
+	ly := height - legendH - 8
 	x := left
 	for _, p := range planes {
+		w := 16 + 7*len(PlaneLabel(p)) + 14
+		if x+w > width-right && x > left {
+			x, ly = left, ly+18
+		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/>`, x, ly, planeColor[p])
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+16, ly+10, html.EscapeString(PlaneLabel(p)))
-		x += 16 + 7*len(PlaneLabel(p)) + 14
+		x += w
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
