@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"lanlink/internal/device"
+	"lanlink/internal/plan"
 )
 
 // Health tracking. WireGuard recovers from most faults on its own, but two
@@ -29,8 +31,10 @@ import (
 //     (at most every reresolveGap per peer). A false alarm costs one DNS
 //     lookup whose answer changes nothing.
 const (
-	// healthEvery is how often peer counters are checked.
-	healthEvery = 2 * time.Second
+	// healthEvery is how often peer counters are checked (one UAPI or
+	// netlink read of the device: cheap, and crossed handshakes are
+	// caught within a second).
+	healthEvery = 500 * time.Millisecond
 	// unresponsiveAfter: we sent, nothing came back for this long. A
 	// peer's WireGuard answers data within 10 s even when it has nothing
 	// to say (passive keepalive), so this is shorter than WireGuard's own
@@ -44,11 +48,39 @@ const (
 	announceKeepalive = 25 * time.Second
 )
 
+// Crossed handshakes. When both gateways start a handshake within one
+// WAN round trip of each other (both agents started together, traffic in
+// both directions), each answers the other's initiation, which replaces its
+// own pending one, and then drops the answer to it: no session. Answering
+// also resets WireGuard's 5 s handshake rate limit, so both sides try again
+// 5 s later with the same offset and cross again, for as long as traffic
+// keeps them in step (a minute and more on an 80 ms link in the lab). One
+// side must break the tie: it drops its state for the peer and starts a
+// handshake at once, out of step with the other, whose next attempt is
+// seconds away.
+const (
+	// crossedAfter: we keep hearing valid handshake messages from the
+	// peer but no session comes of it for this long. A handshake that
+	// works takes one round trip and a half (the initiator's first
+	// keepalive confirms the session); 1.5 s is beyond that on any
+	// terrestrial link and well short of the peer's next attempt, 5 s
+	// after the crossing, so the restart lands between two of its attempts
+	// and crosses again only if the peer's own next one is within a round
+	// trip of it (then it is simply retried).
+	crossedAfter = 1500 * time.Millisecond
+	// rejectAfter is WireGuard's REJECT_AFTER_TIME: a session older than
+	// this carries no traffic.
+	rejectAfter = 180 * time.Second
+)
+
 // peerHealth is what the health check remembers about one peer.
 type peerHealth struct {
 	rx, txAtRx int64     // counters when rx last changed
 	heard      time.Time // when rx last changed (or tracking began)
 	resolved   time.Time // last re-resolution for silence
+	crossed    time.Time // since when we hear the peer but have no session
+	sessionRx  int64     // rx when we last had a session
+	reset      time.Time // last tie-break
 }
 
 // announce makes the device send a keepalive to each of the given peers
@@ -96,7 +128,7 @@ func (a *Agent) checkHealth(ctx context.Context, now time.Time) {
 	if a.health == nil {
 		a.health = map[wgtypes.Key]*peerHealth{}
 	}
-	var stale []wgtypes.Key
+	var stale, reset []wgtypes.Key
 	seen := make(map[wgtypes.Key]bool, len(a.cfg.Peers))
 	for _, p := range a.cfg.Peers {
 		seen[p.PublicKey] = true
@@ -105,8 +137,15 @@ func (a *Agent) checkHealth(ctx context.Context, now time.Time) {
 			continue
 		}
 		h := a.health[p.PublicKey]
-		if h == nil || s.RxBytes != h.rx {
-			a.health[p.PublicKey] = &peerHealth{rx: s.RxBytes, txAtRx: s.TxBytes, heard: now, resolved: timeOr(h)}
+		if h == nil {
+			h = &peerHealth{rx: s.RxBytes, txAtRx: s.TxBytes, heard: now}
+			a.health[p.PublicKey] = h
+		}
+		if a.crossedHandshakes(p, s, h, now) {
+			reset = append(reset, p.PublicKey)
+		}
+		if s.RxBytes != h.rx {
+			h.rx, h.txAtRx, h.heard = s.RxBytes, s.TxBytes, now
 			continue
 		}
 		if !isName(p.Endpoint) {
@@ -130,11 +169,82 @@ func (a *Agent) checkHealth(ctx context.Context, now time.Time) {
 	if len(stale) > 0 {
 		a.reresolve(ctx, stale)
 	}
+	if len(reset) > 0 {
+		a.restartHandshakes(reset)
+	}
 }
 
-func timeOr(h *peerHealth) time.Time {
-	if h == nil {
-		return time.Time{}
+// crossedHandshakes tracks whether the peer and we keep crossing
+// handshakes, and reports whether we are the side that breaks the tie now.
+func (a *Agent) crossedHandshakes(p plan.Peer, s device.PeerStats, h *peerHealth, now time.Time) bool {
+	noSession := s.LastHandshake.IsZero() || now.Sub(s.LastHandshake) > rejectAfter
+	if !noSession {
+		h.crossed, h.sessionRx = time.Time{}, s.RxBytes
+		return false
 	}
-	return h.resolved
+	// Valid handshake messages from the peer (only those count in rx
+	// without a session) and still no session.
+	if h.crossed.IsZero() {
+		if s.RxBytes > h.sessionRx {
+			h.crossed = now
+		}
+		return false
+	}
+	if now.Sub(h.crossed) < crossedAfter || now.Sub(h.reset) < crossedAfter {
+		return false
+	}
+	if !a.breaksTies(p) {
+		return false
+	}
+	a.log.Info("handshakes with peer keep crossing; restarting ours out of step", "site", p.Site, "for", now.Sub(h.crossed).Round(time.Second))
+	h.reset, h.crossed = now, time.Time{}
+	return true
+}
+
+// breaksTies says whether this side restarts crossed handshakes with p:
+// exactly one side of every pair must. Only a side that can reach the
+// other (has its endpoint) can; if both can, the one with the smaller
+// public key does. A site without an endpoint of its own (it sends
+// keepalives to keep its NAT open) cannot be reached by p first, so it is
+// the one.
+func (a *Agent) breaksTies(p plan.Peer) bool {
+	if !a.resolved[p.PublicKey].IsValid() {
+		return false
+	}
+	if p.PersistentKeepalive > 0 {
+		return true
+	}
+	ours := a.cfg.PublicKey
+	return bytes.Compare(ours[:], p.PublicKey[:]) < 0
+}
+
+// restartHandshakes drops the device's state for the given peers (they
+// have no session, so nothing is lost), puts them back with their
+// endpoints, and starts a handshake with each at once.
+func (a *Agent) restartHandshakes(keys []wgtypes.Key) {
+	drop := make(map[wgtypes.Key]bool, len(keys))
+	for _, k := range keys {
+		drop[k] = true
+	}
+	without := device.Config{PrivateKey: a.devCfg.PrivateKey, ListenPort: a.devCfg.ListenPort}
+	with := without
+	for _, pc := range a.devCfg.Peers {
+		if drop[pc.PublicKey] {
+			pc.Endpoint = a.resolved[pc.PublicKey]
+			with.Peers = append(with.Peers, pc)
+			continue
+		}
+		pc.Endpoint = netip.AddrPort{} // keep what the device has
+		without.Peers = append(without.Peers, pc)
+		with.Peers = append(with.Peers, pc)
+	}
+	if err := a.dev.Configure(without); err != nil {
+		a.log.Warn("restart handshakes", "err", err)
+		return
+	}
+	if err := a.dev.Configure(with); err != nil {
+		a.log.Error("restore peers after restarting handshakes", "err", err)
+		return
+	}
+	a.announce(drop)
 }

@@ -184,3 +184,98 @@ func TestReloadChannel(t *testing.T) {
 		t.Errorf("after a reload signal: generation %d, %d peers; want 2, 1", st.Generation, len(st.Peers))
 	}
 }
+
+// Crossed handshakes: we keep hearing beta's handshake messages but no
+// session comes of it. Exactly one side restarts its handshake: the one
+// with the smaller public key when both have endpoints.
+func TestCrossedHandshakesAreRestartedByOneSide(t *testing.T) {
+	var low, high wgtypes.Key // below and above any generated key
+	for i := range high {
+		high[i] = 0xff
+	}
+	low[31] = 1
+	for _, tt := range []struct {
+		name    string
+		betaKey wgtypes.Key
+		want    bool
+	}{
+		{"our key is smaller: we restart", high, true},
+		{"our key is larger: beta restarts", low, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sites := append([]plan.SiteSpec(nil), threeSites...)
+			sites[1].PublicKey = tt.betaKey.String()
+			sites[1].Endpoint = "198.51.100.20:51820"
+			n := newTestNet(t, sites...)
+			sys := newFakeSystem()
+			a := startIdle(t, n, sys)
+			t0 := time.Now()
+			tick := func(at time.Duration, rx int64, hs time.Time) {
+				sys.dev.SetStats([]device.PeerStats{{PublicKey: tt.betaKey, LastHandshake: hs, RxBytes: rx, TxBytes: rx + 92}})
+				a.checkHealth(context.Background(), t0.Add(at))
+			}
+			before := len(sys.dev.Configs())
+			tick(0, 148, time.Time{})
+			tick(crossedAfter/2, 296, time.Time{})
+			if got := len(sys.dev.Configs()); got != before {
+				t.Fatalf("restarted after %v, sooner than %v (%d configs)", crossedAfter/2, crossedAfter, got-before)
+			}
+			tick(crossedAfter+time.Millisecond, 444, time.Time{})
+			cfgs := sys.dev.Configs()[before:]
+			if !tt.want {
+				if len(cfgs) != 0 {
+					t.Fatalf("the side with the larger key reconfigured the device %d times", len(cfgs))
+				}
+				return
+			}
+			if len(cfgs) < 2 {
+				t.Fatalf("crossed handshakes: %d device configs, want the peer dropped and put back", len(cfgs))
+			}
+			has := func(c device.Config) (bool, string) {
+				for _, p := range c.Peers {
+					if p.PublicKey == tt.betaKey {
+						return true, p.Endpoint.String()
+					}
+				}
+				return false, ""
+			}
+			if in, _ := has(cfgs[0]); in {
+				t.Error("first config still has beta: its handshake state was not dropped")
+			}
+			if in, ep := has(cfgs[1]); !in || ep != "198.51.100.20:51820" {
+				t.Errorf("beta not put back with its endpoint: present %v, endpoint %q", in, ep)
+			}
+			// A session ends the episode; no second restart soon after.
+			n2 := len(sys.dev.Configs())
+			tick(6*time.Second, 800, t0.Add(5*time.Second))
+			tick(20*time.Second, 900, t0.Add(5*time.Second))
+			if got := len(sys.dev.Configs()); got != n2 {
+				t.Errorf("restarted again with a live session (%d more configs)", got-n2)
+			}
+		})
+	}
+}
+
+// A peer we never hear from is down or unreachable, not crossed: nothing
+// to restart.
+func TestSilentPeerIsNotRestarted(t *testing.T) {
+	var high wgtypes.Key
+	for i := range high {
+		high[i] = 0xff
+	}
+	sites := append([]plan.SiteSpec(nil), threeSites...)
+	sites[1].PublicKey = high.String()
+	sites[1].Endpoint = "198.51.100.20:51820"
+	n := newTestNet(t, sites...)
+	sys := newFakeSystem()
+	a := startIdle(t, n, sys)
+	t0 := time.Now()
+	before := len(sys.dev.Configs())
+	for i := 0; i <= 10; i++ {
+		sys.dev.SetStats([]device.PeerStats{{PublicKey: high, TxBytes: int64(148 * i)}})
+		a.checkHealth(context.Background(), t0.Add(time.Duration(i)*2*time.Second))
+	}
+	if got := len(sys.dev.Configs()); got != before {
+		t.Errorf("a peer that never answered was restarted (%d configs)", got-before)
+	}
+}
