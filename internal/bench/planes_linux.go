@@ -320,13 +320,21 @@ verb 3
 }
 
 func (p *openvpnPlane) start(ctx context.Context, e *env, _ string) (*session, error) {
+	// The server (office 2) first.
+	return startPair(ctx, e, PlaneOpenVPN, func(i int) []string { return []string{"openvpn", "--config", p.confs[i]} })
+}
+
+// startPair starts one tunnel process on each gateway, office 2's first
+// (the server or lighthouse the other dials), with its log in the plane's
+// directory. If the second fails, the first is stopped.
+func startPair(ctx context.Context, e *env, plane string, argv func(i int) []string) (*session, error) {
 	sess := &session{}
 	var procs []*lab.Proc
 	sess.stop = func() error { return stopAll(procs...) }
-	for i := 1; i >= 0; i-- { // server first
+	for i := 1; i >= 0; i-- {
 		o := e.offs[i]
-		logf := filepath.Join(e.dir, PlaneOpenVPN, o.Name+".log")
-		pr, err := o.Gateway.Start(ctx, []string{"openvpn", "--config", p.confs[i]}, logf)
+		logf := filepath.Join(e.dir, plane, o.Name+".log")
+		pr, err := o.Gateway.Start(ctx, argv(i), logf)
 		if err != nil {
 			return nil, errors.Join(err, sess.stop())
 		}
@@ -521,19 +529,6 @@ firewall:
 }
 
 func (p *nebulaPlane) start(ctx context.Context, e *env, _ string) (*session, error) {
-	sess := &session{}
-	var procs []*lab.Proc
-	sess.stop = func() error { return stopAll(procs...) }
-	for i := 1; i >= 0; i-- { // lighthouse first
-		o := e.offs[i]
-		logf := filepath.Join(e.dir, PlaneNebula, o.Name+".log")
-		pr, err := o.Gateway.Start(ctx, []string{"nebula", "-config", p.confs[i]}, logf)
-		if err != nil {
-			return nil, errors.Join(err, sess.stop())
-		}
-		procs = append(procs, pr)
-		sess.pids = append(sess.pids, pr.PID)
-		sess.logs = append(sess.logs, logf)
-	}
-	return sess, nil
+	// The lighthouse (office 2) first.
+	return startPair(ctx, e, PlaneNebula, func(i int) []string { return []string{"nebula", "-config", p.confs[i]} })
 }
