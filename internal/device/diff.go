@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -10,6 +11,27 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
+
+// applyDiff is Configure for both backends: it validates want, reads the
+// device's current state with get and writes only the difference with set.
+func applyDiff(name string, log *slog.Logger, want Config, get func() (*wgtypes.Device, error), set func(wgtypes.Config) error) error {
+	if err := validateConfig(want); err != nil {
+		return fmt.Errorf("configure %s: %w", name, err)
+	}
+	cur, err := get()
+	if err != nil {
+		return err
+	}
+	cfg, changed := diffConfig(cur, want)
+	if !changed {
+		return nil
+	}
+	if err := set(cfg); err != nil {
+		return err
+	}
+	log.Debug("WireGuard configuration applied", "peer_changes", len(cfg.Peers))
+	return nil
+}
 
 // diffConfig computes the smallest change that turns current into want,
 // and whether there is any. It is shared by both backends so that they

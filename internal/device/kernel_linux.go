@@ -79,22 +79,20 @@ func (d *kernelDevice) Configure(want Config) error {
 	if d.closed {
 		return net.ErrClosed
 	}
-	if err := validateConfig(want); err != nil {
-		return fmt.Errorf("configure %s: %w", d.name, err)
-	}
+	return applyDiff(d.name, d.log, want, d.state, func(cfg wgtypes.Config) error {
+		if err := d.wg.ConfigureDevice(d.name, cfg); err != nil {
+			return fmt.Errorf("configure %s: %w", d.name, err)
+		}
+		return nil
+	})
+}
+
+func (d *kernelDevice) state() (*wgtypes.Device, error) {
 	cur, err := d.wg.Device(d.name)
 	if err != nil {
-		return fmt.Errorf("read WireGuard state of %s: %w", d.name, err)
+		return nil, fmt.Errorf("read WireGuard state of %s: %w", d.name, err)
 	}
-	cfg, changed := diffConfig(cur, want)
-	if !changed {
-		return nil
-	}
-	if err := d.wg.ConfigureDevice(d.name, cfg); err != nil {
-		return fmt.Errorf("configure %s: %w", d.name, err)
-	}
-	d.log.Debug("WireGuard configuration applied", "peer_changes", len(cfg.Peers))
-	return nil
+	return cur, nil
 }
 
 func (d *kernelDevice) Stats() ([]PeerStats, error) {
@@ -103,9 +101,9 @@ func (d *kernelDevice) Stats() ([]PeerStats, error) {
 	if d.closed {
 		return nil, net.ErrClosed
 	}
-	cur, err := d.wg.Device(d.name)
+	cur, err := d.state()
 	if err != nil {
-		return nil, fmt.Errorf("read WireGuard state of %s: %w", d.name, err)
+		return nil, err
 	}
 	return peerStats(cur), nil
 }

@@ -109,26 +109,16 @@ func (d *userspaceDevice) Configure(want Config) error {
 	if d.closed {
 		return net.ErrClosed
 	}
-	if err := validateConfig(want); err != nil {
-		return fmt.Errorf("configure %s: %w", d.name, err)
-	}
-	cur, err := d.state()
-	if err != nil {
-		return err
-	}
-	cfg, changed := diffConfig(cur, want)
-	if !changed {
-		return nil
-	}
-	if err := d.dev.IpcSet(uapiSet(cfg)); err != nil {
-		var ipcErr *device.IPCError
-		if errors.As(err, &ipcErr) && ipcErr.ErrorCode() == ipc.IpcErrorPortInUse {
-			return fmt.Errorf("configure %s: listen port %d is in use by another program: free it or choose another port in the plan: %w", d.name, want.ListenPort, err)
+	return applyDiff(d.name, d.log, want, d.state, func(cfg wgtypes.Config) error {
+		if err := d.dev.IpcSet(uapiSet(cfg)); err != nil {
+			var ipcErr *device.IPCError
+			if errors.As(err, &ipcErr) && ipcErr.ErrorCode() == ipc.IpcErrorPortInUse {
+				return fmt.Errorf("configure %s: listen port %d is in use by another program: free it or choose another port in the plan: %w", d.name, want.ListenPort, err)
+			}
+			return fmt.Errorf("configure %s: %w", d.name, err)
 		}
-		return fmt.Errorf("configure %s: %w", d.name, err)
-	}
-	d.log.Debug("WireGuard configuration applied", "peer_changes", len(cfg.Peers))
-	return nil
+		return nil
+	})
 }
 
 func (d *userspaceDevice) Stats() ([]PeerStats, error) {
