@@ -36,11 +36,7 @@ func transfer(t *testing.T, from, to *lab.Node, size int64) lab.TransferResult {
 // office, whose peer still holds the session the dead agent's device had.
 func TestAgentKilledAndRestarted(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, netOpts{offices: 2})
-	n.upAll()
-	a, b := n.sites[0], n.sites[1]
-	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
-	waitPing(t, b.host(), a.host().Addr, 5*time.Second)
+	n, a, b := connectedPair(t)
 
 	runs := 1
 	if figures() {
@@ -85,11 +81,7 @@ func killAndRestart(t *testing.T, n *network, s *site, probe func()) time.Durati
 // restoring.
 func TestWANOutage(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, netOpts{offices: 2})
-	n.upAll()
-	a, b := n.sites[0], n.sites[1]
-	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
-	waitPing(t, b.host(), a.host().Addr, 5*time.Second)
+	n, a, b := connectedPair(t)
 
 	runs := 1
 	if figures() {

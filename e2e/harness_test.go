@@ -452,3 +452,15 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// connectedPair is the common start of the two-office tests: both agents
+// up, and each LAN host reaching the other.
+func connectedPair(t *testing.T) (n *network, a, b *site) {
+	t.Helper()
+	n = newNetwork(t, netOpts{offices: 2})
+	n.upAll()
+	a, b = n.sites[0], n.sites[1]
+	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
+	waitPing(t, b.host(), a.host().Addr, 5*time.Second)
+	return n, a, b
+}

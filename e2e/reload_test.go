@@ -164,10 +164,7 @@ func exitCode(err error) int {
 // the reason. SIGHUP re-reads the plan. Fixing the file recovers.
 func TestInvalidPlanRejectedLive(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, netOpts{offices: 2})
-	n.upAll()
-	a, b := n.sites[0], n.sites[1]
-	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
+	n, a, b := connectedPair(t)
 	ctx := context.Background()
 	good, err := os.ReadFile(n.plan)
 	if err != nil {
@@ -293,10 +290,7 @@ func TestInvalidPlanRejectedLive(t *testing.T) {
 // own key, its peers the new public key, and traffic flows again.
 func TestKeyChangeLive(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, netOpts{offices: 2})
-	n.upAll()
-	a, b := n.sites[0], n.sites[1]
-	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
+	n, a, b := connectedPair(t)
 	ctx := context.Background()
 	out, err := b.lanlink(ctx, "keygen", "--force", "--key", b.key)
 	if err != nil {

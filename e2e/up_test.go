@@ -216,10 +216,7 @@ func lineDiff(a, b string) string {
 // source arrives.
 func TestSpoofedSourceIsDropped(t *testing.T) {
 	t.Parallel()
-	n := newNetwork(t, netOpts{offices: 2})
-	n.upAll()
-	a, b := n.sites[0], n.sites[1]
-	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
+	_, a, b := connectedPair(t)
 	ctx := context.Background()
 	gw := a.office.Gateway
 	// 192.168.99.1 is in no site's LANs. Gateway a routes b's LAN into the
