@@ -68,6 +68,8 @@ type site struct {
 	proc   *lab.Proc
 	log    string
 	tunnel netip.Addr
+	// logShown: a cleanup shows the agent log if the test fails.
+	logShown bool
 }
 
 type netOpts struct {
@@ -144,15 +146,31 @@ func (s *site) lanlink(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-// up starts s's agent in the background.
-func (n *network) up(s *site) {
+// up starts s's agent in the background on the network's plan, with the
+// network's upArgs and any extra `lanlink up` flags.
+func (n *network) up(s *site, extra ...string) {
 	n.t.Helper()
-	argv := append([]string{lanlinkBin, "up", "-f", n.plan, "--key", s.key, "--interface", iface}, n.upArgs...)
+	n.start(s, n.plan, nil, append(append([]string(nil), n.upArgs...), extra...))
+}
+
+// start runs `lanlink up` on s's gateway with the given plan file,
+// environment (NAME=VALUE) and flags. The agent's log is shown when the
+// test fails, once per site however often its agent was restarted.
+func (n *network) start(s *site, planPath string, env, flags []string) {
+	n.t.Helper()
+	argv := append([]string{lanlinkBin, "up", "-f", planPath, "--key", s.key, "--interface", iface}, flags...)
+	if len(env) > 0 {
+		argv = append(append([]string{"env"}, env...), argv...)
+	}
 	p, err := s.office.Gateway.Start(context.Background(), argv, s.log)
 	if err != nil {
 		n.t.Fatalf("start agent on %s: %v", s.name, err)
 	}
 	s.proc = p
+	if s.logShown {
+		return
+	}
+	s.logShown = true
 	n.t.Cleanup(func() {
 		if n.t.Failed() {
 			b, _ := os.ReadFile(s.log)
@@ -269,27 +287,6 @@ func normalizeSnapshot(s string) string {
 }
 
 // --- helpers for the reload and fault tests (issue 4) ---
-
-// upWith starts s's agent on its own copy of the plan, as on a gateway
-// that got the new plan before the others.
-func (n *network) upWith(s *site, planPath string, env ...string) {
-	n.t.Helper()
-	argv := []string{lanlinkBin, "up", "-f", planPath, "--key", s.key, "--interface", iface}
-	if len(env) > 0 {
-		argv = append(append([]string{"env"}, env...), argv...)
-	}
-	p, err := s.office.Gateway.Start(context.Background(), argv, s.log)
-	if err != nil {
-		n.t.Fatalf("start agent on %s: %v", s.name, err)
-	}
-	s.proc = p
-	n.t.Cleanup(func() {
-		if n.t.Failed() {
-			b, _ := os.ReadFile(s.log)
-			n.t.Logf("agent log of %s:\n%s", s.name, b)
-		}
-	})
-}
 
 // wgPeer is one peer as the gateway's WireGuard device reports it.
 type wgPeer struct {

@@ -26,7 +26,7 @@ func TestMetrics(t *testing.T) {
 	n := newNetwork(t, netOpts{offices: 2})
 	a, b := n.sites[0], n.sites[1]
 	const addr = "127.0.0.1:9587"
-	upExtra(n, a, "--metrics", addr)
+	n.up(a, "--metrics", addr)
 	n.up(b)
 	n.waitUp(a)
 	n.waitUp(b)
@@ -65,17 +65,6 @@ func TestMetrics(t *testing.T) {
 }
 
 func eq(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
-
-// upExtra starts s's agent like n.up, with extra `lanlink up` flags.
-func upExtra(n *network, s *site, extra ...string) {
-	n.t.Helper()
-	argv := append([]string{lanlinkBin, "up", "-f", n.plan, "--key", s.key, "--interface", iface}, extra...)
-	p, err := s.office.Gateway.Start(context.Background(), argv, s.log)
-	if err != nil {
-		n.t.Fatalf("start agent on %s: %v", s.name, err)
-	}
-	s.proc = p
-}
 
 // scrape GETs /metrics from inside node's namespace and parses it with
 // Prometheus's parser into "name{labels}" → value.

@@ -38,7 +38,7 @@ func TestReloadAddsOfficeLive(t *testing.T) {
 	n.sites = n.sites[:2]
 	n.upAll()
 	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
-	n.upWith(c, cPlan)
+	n.start(c, cPlan, nil, nil) // its own copy of the plan, as on a gateway that got the new plan first
 	n.waitUp(c)
 	settle(t, a, b)
 	hsA, hsB := a.peer(t, b).handshake, b.peer(t, a).handshake

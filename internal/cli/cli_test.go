@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -307,6 +309,49 @@ func TestEditThroughSymlink(t *testing.T) {
 	if b, _ := os.ReadFile(real); !strings.Contains(string(b), `name = "a"`) {
 		t.Error("the file behind the symlink was not edited")
 	}
+}
+
+// TestConcurrentEdits: edits running at once (a script adding offices in
+// parallel) all land, each with its own tunnel address; none overwrites
+// another's result.
+func TestConcurrentEdits(t *testing.T) {
+	planFile := filepath.Join(t.TempDir(), "network.toml")
+	lanlink(t, nil, "-f", planFile, "init", "--tunnel", "10.255.0.0/24").want(t, 0)
+	const n = 12
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out, errb bytes.Buffer
+			e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+			code := run(context.Background(), e, []string{"-f", planFile, "site", "add", fmt.Sprintf("office%d", i),
+				"--public-key", newKey(t).String(), "--lan", fmt.Sprintf("192.168.%d.0/24", i),
+				"--endpoint", fmt.Sprintf("198.51.100.%d:51820", i+1)})
+			results[i] = result{code, out.String(), errb.String()}
+		}()
+	}
+	wg.Wait()
+	addrs := map[string]int{}
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("site add office%d: exit %d: %s", i, r.code, r.stderr)
+		}
+		a := strings.TrimSpace(r.stdout)
+		if j, dup := addrs[a]; dup {
+			t.Errorf("office%d and office%d were both given %s", j, i, a)
+		}
+		addrs[a] = i
+	}
+	var sites []siteJSON
+	if err := json.Unmarshal([]byte(lanlink(t, nil, "-f", planFile, "site", "list", "--json").want(t, 0).stdout), &sites); err != nil {
+		t.Fatal(err)
+	}
+	if len(sites) != n {
+		t.Errorf("plan has %d sites after %d concurrent adds, want all of them", len(sites), n)
+	}
+	lanlink(t, nil, "-f", planFile, "check").want(t, 0)
 }
 
 func TestCheckReportsEveryProblem(t *testing.T) {

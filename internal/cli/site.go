@@ -54,21 +54,18 @@ dials out (behind NAT without port forwarding) and is reached through the hub.`,
 			if cmd.Flags().Changed("mss-clamp") {
 				spec.MSSClamp = &clamp
 			}
-			data, path, mode, err := e.readPlan()
+			var added *plan.Site
+			err := e.editPlan(func(path string, data []byte) (out []byte, err error) {
+				out, added, err = plan.AddSite(path, data, spec)
+				return out, err
+			})
 			if err != nil {
-				return err
-			}
-			out, added, err := plan.AddSite(path, data, spec)
-			if err != nil {
-				return err
-			}
-			if err := writePlan(path, out, mode); err != nil {
 				return err
 			}
 			for _, a := range added.Addresses {
 				fmt.Fprintln(e.stdout, a)
 			}
-			e.log.Debug("site added", "site", spec.Name, "plan", path)
+			e.log.Debug("site added", "site", spec.Name, "plan", e.planPath)
 			return nil
 		},
 	}
@@ -125,15 +122,9 @@ whole LAN list; --endpoint "" makes the site one that only dials out;
 			if !changed {
 				return usagef("site set %s: nothing to change; give at least one of --endpoint, --lan, --public-key, --port, --masquerade, --mss-clamp", a[0])
 			}
-			data, path, mode, err := e.readPlan()
-			if err != nil {
-				return err
-			}
-			out, err := plan.SetSite(path, data, a[0], c)
-			if err != nil {
-				return err
-			}
-			return writePlan(path, out, mode)
+			return e.editPlan(func(path string, data []byte) ([]byte, error) {
+				return plan.SetSite(path, data, a[0], c)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -152,15 +143,9 @@ func newSiteRemoveCmd(e *env) *cobra.Command {
 		Short: "Remove an office from the plan",
 		Args:  args("NAME"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			data, path, mode, err := e.readPlan()
-			if err != nil {
-				return err
-			}
-			out, err := plan.RemoveSite(path, data, a[0])
-			if err != nil {
-				return err
-			}
-			return writePlan(path, out, mode)
+			return e.editPlan(func(path string, data []byte) ([]byte, error) {
+				return plan.RemoveSite(path, data, a[0])
+			})
 		},
 	}
 }
