@@ -109,6 +109,8 @@ type Agent struct {
 	planStamp  fileStamp
 	keyStamp   fileStamp
 	health     map[wgtypes.Key]*peerHealth
+	later      map[wgtypes.Key]time.Time // deferred announces, since when
+	laterTimer *time.Timer               // fires announceDue
 	drift      driftState
 
 	reqs chan ctlRequest
@@ -218,6 +220,8 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.generation = 1
+	a.laterTimer = time.NewTimer(time.Hour)
+	a.laterTimer.Stop()
 	a.announce(nil)
 
 	if err := a.listen(); err != nil {
@@ -363,6 +367,8 @@ func (a *Agent) Wait(ctx context.Context) error {
 			a.reresolve(ctx, nil)
 		case <-health.C:
 			a.checkHealth(ctx, time.Now())
+		case <-a.laterTimer.C:
+			a.announceDue()
 		case why := <-repairs:
 			a.repair(why)
 		case r := <-a.reqs:

@@ -46,6 +46,19 @@ const (
 	// send (and, without a session, handshake) right away; any non-zero
 	// value does.
 	announceKeepalive = 25 * time.Second
+	// announceStagger is how long the side of a pair that does not break
+	// ties waits before it announces: long enough for the other side's
+	// handshake to complete on any terrestrial link, short enough not to
+	// matter after a restart. Both announcing at once crosses their
+	// handshakes, and on a link with almost no delay (two gateways in one
+	// data centre, the lab) that can hit a race in wireguard-go:
+	// ConsumeMessageResponse checks the handshake state under a read lock
+	// and writes it later without checking again (the kernel module checks
+	// again under the write lock), so a response processed alongside the
+	// peer's initiation yields a session whose receive index is never
+	// registered. That side can send but drops everything the peer sends
+	// until WireGuard gives up on the session 15 s later.
+	announceStagger = 300 * time.Millisecond
 )
 
 // Crossed handshakes. When both gateways start a handshake within one
@@ -83,27 +96,74 @@ type peerHealth struct {
 	reset      time.Time // last tie-break
 }
 
-// announce makes the device send a keepalive to each of the given peers
-// that has an endpoint and no persistent keepalive of its own (those send
-// one when created). Without a session a keepalive starts a handshake; both
-// WireGuard implementations send one immediately when a peer's persistent
-// keepalive is switched on, so switching it on and back off is the way to
-// ask for a handshake through the device's configuration interface.
+// announce makes the device handshake with each of the given peers (all
+// when only is nil) that has an endpoint and no persistent keepalive of its
+// own (those send one when created). Of two gateways announcing to each
+// other at the same moment — started together, or reloading the same new
+// plan — only the one that breaks ties does so at once; the other waits
+// announceStagger and then announces to those peers that have not
+// completed a handshake meanwhile (see announceDue).
 func (a *Agent) announce(only map[wgtypes.Key]bool) {
+	now := map[wgtypes.Key]bool{}
+	for i, pc := range a.devCfg.Peers {
+		if only != nil && !only[pc.PublicKey] || pc.PersistentKeepalive != 0 || a.cfg.Peers[i].Endpoint == "" || !a.resolved[pc.PublicKey].IsValid() {
+			continue
+		}
+		if a.breaksTies(a.cfg.Peers[i]) {
+			now[pc.PublicKey] = true
+			continue
+		}
+		if a.later == nil {
+			a.later = map[wgtypes.Key]time.Time{}
+		}
+		a.later[pc.PublicKey] = time.Now()
+		a.laterTimer.Reset(announceStagger)
+	}
+	a.handshakeNow(now)
+}
+
+// announceDue runs announceStagger after announce deferred some peers: it
+// asks for a handshake with those of them that have not had one since.
+func (a *Agent) announceDue() {
+	if len(a.later) == 0 {
+		return
+	}
+	stats, err := a.dev.Stats()
+	if err != nil {
+		a.log.Warn("read WireGuard peers for a deferred handshake", "err", err)
+	}
+	done := map[wgtypes.Key]time.Time{}
+	for _, s := range stats {
+		done[s.PublicKey] = s.LastHandshake
+	}
+	due := map[wgtypes.Key]bool{}
+	for k, since := range a.later {
+		if !done[k].After(since) {
+			due[k] = true
+		}
+	}
+	clear(a.later)
+	a.handshakeNow(due)
+}
+
+// handshakeNow makes the device send a keepalive to each peer in set. Without
+// a session a keepalive starts a handshake; both WireGuard implementations
+// send one immediately when a peer's persistent keepalive is switched on,
+// so switching it on and back off is the way to ask for a handshake through
+// the device's configuration interface.
+func (a *Agent) handshakeNow(set map[wgtypes.Key]bool) {
+	if len(set) == 0 {
+		return
+	}
 	on := device.Config{PrivateKey: a.devCfg.PrivateKey, ListenPort: a.devCfg.ListenPort}
 	off := on
-	n := 0
-	for i, pc := range a.devCfg.Peers {
+	for _, pc := range a.devCfg.Peers {
 		pc.Endpoint = netip.AddrPort{} // keep whatever the device has (maybe roamed)
 		off.Peers = append(off.Peers, pc)
-		if (only == nil || only[pc.PublicKey]) && pc.PersistentKeepalive == 0 && a.cfg.Peers[i].Endpoint != "" && a.resolved[pc.PublicKey].IsValid() {
+		if set[pc.PublicKey] {
 			pc.PersistentKeepalive = announceKeepalive
-			n++
 		}
 		on.Peers = append(on.Peers, pc)
-	}
-	if n == 0 {
-		return
 	}
 	if err := a.dev.Configure(on); err != nil {
 		a.log.Warn("ask WireGuard to handshake with peers", "err", err)
@@ -246,5 +306,5 @@ func (a *Agent) restartHandshakes(keys []wgtypes.Key) {
 		a.log.Error("restore peers after restarting handshakes", "err", err)
 		return
 	}
-	a.announce(drop)
+	a.handshakeNow(drop) // we break the tie: at once
 }

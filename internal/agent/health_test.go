@@ -47,7 +47,9 @@ func keepalives(n *testNet, c device.Config) (map[string]int, bool) {
 // previous incarnation (kill -9, crash) switch at once: keepalive switched
 // on, then back to the plan's value, without touching endpoints.
 func TestStartAnnouncesToPeersWithEndpoints(t *testing.T) {
-	n := newTestNet(t, threeSites...)
+	sites := append([]plan.SiteSpec(nil), threeSites...)
+	sites[1].PublicKey = topKey(0).String() // above ours: we break ties, at once
+	n := newTestNet(t, sites...)
 	sys := newFakeSystem()
 	sys.setName("beta.example.test", "198.51.100.20")
 	startIdle(t, n, sys)
@@ -72,10 +74,10 @@ func TestReloadAnnounces(t *testing.T) {
 		want map[string]int
 	}{
 		{"only to a new peer", func(t *testing.T, n *testNet) {
-			k, _ := wgtypes.GeneratePrivateKey()
-			n.pubs["delta"] = k.PublicKey()
+			k := topKey(1)
+			n.pubs["delta"] = k
 			n.edit(t, func(d []byte) ([]byte, error) {
-				out, _, err := plan.AddSite(n.planPath, d, plan.SiteSpec{Name: "delta", PublicKey: k.PublicKey().String(), LANs: []string{"192.168.40.0/24"}, Endpoint: "203.0.113.4:51820"})
+				out, _, err := plan.AddSite(n.planPath, d, plan.SiteSpec{Name: "delta", PublicKey: k.String(), LANs: []string{"192.168.40.0/24"}, Endpoint: "203.0.113.4:51820"})
 				return out, err
 			})
 		}, map[string]int{"beta": 0, "gamma": 0, "delta": 25}},
@@ -92,7 +94,9 @@ func TestReloadAnnounces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newTestNet(t, threeSites...)
+			sites := append([]plan.SiteSpec(nil), threeSites...)
+			sites[1].PublicKey = topKey(0).String() // above ours, also after a key change
+			n := newTestNet(t, sites...)
 			sys := newFakeSystem()
 			sys.setName("beta.example.test", "198.51.100.20")
 			_, c := startAgent(t, n, sys)
@@ -189,11 +193,7 @@ func TestReloadChannel(t *testing.T) {
 // session comes of it. Exactly one side restarts its handshake: the one
 // with the smaller public key when both have endpoints.
 func TestCrossedHandshakesAreRestartedByOneSide(t *testing.T) {
-	var low, high wgtypes.Key // below and above any generated key
-	for i := range high {
-		high[i] = 0xff
-	}
-	low[31] = 1
+	low, high := bottomKey(0), topKey(0)
 	for _, tt := range []struct {
 		name    string
 		betaKey wgtypes.Key
@@ -259,10 +259,7 @@ func TestCrossedHandshakesAreRestartedByOneSide(t *testing.T) {
 // A peer we never hear from is down or unreachable, not crossed: nothing
 // to restart.
 func TestSilentPeerIsNotRestarted(t *testing.T) {
-	var high wgtypes.Key
-	for i := range high {
-		high[i] = 0xff
-	}
+	high := topKey(0)
 	sites := append([]plan.SiteSpec(nil), threeSites...)
 	sites[1].PublicKey = high.String()
 	sites[1].Endpoint = "198.51.100.20:51820"
@@ -277,5 +274,70 @@ func TestSilentPeerIsNotRestarted(t *testing.T) {
 	}
 	if got := len(sys.dev.Configs()); got != before {
 		t.Errorf("a peer that never answered was restarted (%d configs)", got-before)
+	}
+}
+
+// topKey is a public key above any generated one (n steps below the top),
+// bottomKey one below any: a test decides which side breaks ties.
+func topKey(n byte) wgtypes.Key {
+	var k wgtypes.Key
+	for i := range k {
+		k[i] = 0xff
+	}
+	k[31] -= n
+	return k
+}
+
+func bottomKey(n byte) wgtypes.Key {
+	var k wgtypes.Key
+	k[31] = 1 + n
+	return k
+}
+
+// The side of a pair that does not break ties does not announce at once:
+// after announceStagger it asks for a handshake only if none happened
+// meanwhile, so that two gateways started together do not cross theirs.
+func TestAnnounceStaggered(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		handshake bool // beta's handshake completed while we waited
+	}{
+		{"no handshake meanwhile: announce", false},
+		{"handshake meanwhile: nothing to do", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sites := append([]plan.SiteSpec(nil), threeSites...)
+			sites[1].PublicKey = bottomKey(0).String() // below ours: beta breaks ties
+			sites[1].Endpoint = "198.51.100.20:51820"
+			n := newTestNet(t, sites...)
+			sys := newFakeSystem()
+			a := startIdle(t, n, sys)
+			if got := len(sys.dev.Configs()); got != 1 {
+				t.Fatalf("device configured %d times at start, want 1 (the site; beta's announce deferred)", got)
+			}
+			var hs time.Time
+			if tt.handshake {
+				hs = time.Now().Add(time.Millisecond)
+			}
+			sys.dev.SetStats([]device.PeerStats{{PublicKey: bottomKey(0), LastHandshake: hs}})
+			a.announceDue()
+			cfgs := sys.dev.Configs()[1:]
+			if tt.handshake {
+				if len(cfgs) != 0 {
+					t.Errorf("announced %d configs after a handshake had completed", len(cfgs))
+				}
+				return
+			}
+			if len(cfgs) != 2 {
+				t.Fatalf("deferred announce configured the device %d times, want 2 (keepalive on, off)", len(cfgs))
+			}
+			if on, _ := keepalives(n, cfgs[0]); on["beta"] != 25 || on["gamma"] != 0 {
+				t.Errorf("deferred announce: %v, want beta only", on)
+			}
+			a.announceDue() // once only
+			if got := len(sys.dev.Configs()); got != 3 {
+				t.Errorf("a second announceDue reconfigured the device (%d configs)", got)
+			}
+		})
 	}
 }
