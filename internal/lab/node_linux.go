@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -291,10 +292,10 @@ func (n *Node) DialUDP(dst netip.AddrPort) (*net.UDPConn, error) {
 	return c, n.lab.track(c)
 }
 
-// Ping sends count ICMP echo requests to dst from the node's namespace,
-// 200 ms apart, each waiting up to one second for its reply. Like ping(8)
-// it succeeds if at least one reply arrived. It uses a raw ICMP socket in
-// the namespace, so no ping binary is needed.
+// Ping sends count ICMP echo requests to dst (IPv4 or IPv6) from the
+// node's namespace, 200 ms apart, each waiting up to one second for its
+// reply. Like ping(8) it succeeds if at least one reply arrived. It uses a
+// raw ICMP socket in the namespace, so no ping binary is needed.
 func (n *Node) Ping(ctx context.Context, dst netip.Addr, count int) error {
 	_, err := n.PingStats(ctx, dst, count, 200*time.Millisecond)
 	return err
@@ -305,22 +306,14 @@ func (n *Node) Ping(ctx context.Context, dst netip.Addr, count int) error {
 // arrived.
 func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interval time.Duration) (PingResult, error) {
 	var res PingResult
-	if !dst.Is4() {
-		return res, fmt.Errorf("ping %v from %s: only IPv4", dst, n.Name)
-	}
-	var c *icmp.PacketConn
-	err := n.do(func() (err error) {
-		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	})
+	e, err := n.openEcho(dst)
 	if err != nil {
-		return res, fmt.Errorf("ping from %s: open ICMP socket: %w", n.Name, err)
+		return res, err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer e.c.Close()
+	stop := context.AfterFunc(ctx, func() { e.c.SetDeadline(time.Now()) })
 	defer stop()
 
-	id := int(rand.Uint32() & 0xffff)
 	buf := make([]byte, 1500)
 	for seq := 1; seq <= count; seq++ {
 		if seq > 1 {
@@ -330,14 +323,9 @@ func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interva
 			case <-time.After(interval):
 			}
 		}
-		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("lanlink-lab")}}
-		wb, err := msg.Marshal(nil)
-		if err != nil {
-			return res, err
-		}
 		res.Sent++
 		sent := time.Now()
-		if _, err := c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		if err := e.send(seq); err != nil {
 			// Unreachable destinations can fail at send (no route); that
 			// is a lost echo, not a broken ping.
 			continue
@@ -345,22 +333,16 @@ func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interva
 		if ctx.Err() != nil {
 			break
 		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		e.c.SetReadDeadline(time.Now().Add(time.Second))
 		for {
-			nr, from, err := c.ReadFrom(buf)
+			got, err := e.recv(buf)
 			if err != nil {
 				break // timeout: this echo is lost
 			}
-			rm, err := icmp.ParseMessage(1, buf[:nr])
-			if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
-				continue
+			if got == seq&0xffff {
+				res.RTTs = append(res.RTTs, time.Since(sent))
+				break
 			}
-			echo, ok := rm.Body.(*icmp.Echo)
-			if !ok || echo.ID != id || echo.Seq != seq || from.String() != dst.String() {
-				continue // someone else's ping in this namespace
-			}
-			res.RTTs = append(res.RTTs, time.Since(sent))
-			break
 		}
 	}
 	if len(res.RTTs) == 0 {
@@ -370,6 +352,88 @@ func (n *Node) PingStats(ctx context.Context, dst netip.Addr, count int, interva
 		return res, fmt.Errorf("ping %v from %s: no reply to %d echo requests", dst, n.Name, count)
 	}
 	return res, nil
+}
+
+// icmpFamily is what differs between ICMP echo over IPv4 and over IPv6.
+type icmpFamily struct {
+	network, laddr string    // for icmp.ListenPacket
+	proto          int       // for icmp.ParseMessage
+	request, reply icmp.Type // echo request and reply
+}
+
+var (
+	icmp4 = icmpFamily{"ip4:icmp", "0.0.0.0", 1, ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply}
+	// ICMPv6 checksums cover a pseudo-header; the kernel fills them in on
+	// raw ICMPv6 sockets, so messages are marshalled without one.
+	icmp6 = icmpFamily{"ip6:ipv6-icmp", "::", 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply}
+)
+
+// echoConn is a raw ICMP or ICMPv6 socket in a node's namespace that
+// sends echo requests to one destination with one random ID.
+type echoConn struct {
+	c   *icmp.PacketConn
+	f   icmpFamily
+	dst netip.Addr
+	to  *net.IPAddr
+	id  int
+}
+
+// openEcho opens a raw socket of dst's family in the node's namespace.
+// The caller closes e.c.
+func (n *Node) openEcho(dst netip.Addr) (*echoConn, error) {
+	dst = dst.Unmap()
+	if !dst.IsValid() {
+		return nil, fmt.Errorf("ping from %s: no destination address", n.Name)
+	}
+	e := &echoConn{f: icmp4, dst: dst, to: &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}, id: int(rand.Uint32() & 0xffff)}
+	if dst.Is6() {
+		e.f = icmp6
+	}
+	err := n.do(func() (err error) {
+		e.c, err = icmp.ListenPacket(e.f.network, e.f.laddr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ping from %s: open %s socket: %w", n.Name, e.f.network, err)
+	}
+	return e, nil
+}
+
+// send sends echo request seq (taken mod 2^16).
+func (e *echoConn) send(seq int) error {
+	msg := icmp.Message{Type: e.f.request, Body: &icmp.Echo{ID: e.id, Seq: seq & 0xffff, Data: []byte("lanlink-lab")}}
+	wb, err := msg.Marshal(nil)
+	if err != nil {
+		return err
+	}
+	_, err = e.c.WriteTo(wb, e.to)
+	return err
+}
+
+// recv returns the sequence number of the next echo reply from dst to
+// this socket's ID, skipping everything else the raw socket sees: other
+// pings' replies in the namespace, and for IPv6 neighbor discovery and
+// the like. Its error is the read's (the deadline).
+func (e *echoConn) recv(buf []byte) (int, error) {
+	for {
+		nr, from, err := e.c.ReadFrom(buf)
+		if err != nil {
+			return 0, err
+		}
+		rm, err := icmp.ParseMessage(e.f.proto, buf[:nr])
+		if err != nil || rm.Type != e.f.reply {
+			continue
+		}
+		echo, ok := rm.Body.(*icmp.Echo)
+		if !ok || echo.ID != e.id {
+			continue
+		}
+		if ip, ok := from.(*net.IPAddr); ok {
+			if a, ok := netip.AddrFromSlice(ip.IP); ok && a.Unmap() == e.dst.WithZone("") {
+				return echo.Seq, nil
+			}
+		}
+	}
 }
 
 // Transfer sends size bytes of pseudo-random data over TCP from a socket in
@@ -452,28 +516,21 @@ func Transfer(ctx context.Context, from, to *Node, size int64) (TransferResult, 
 	return res, nil
 }
 
-// PingUntil sends an ICMP echo request to dst from the node's namespace
-// every `every` until the first reply arrives and returns how long that
-// took from the first request. Unlike Ping it never waits for one echo
-// before sending the next, so it measures when a path starts to work (a
-// tunnel's first packet) to within `every`. It is bounded by ctx.
+// PingUntil sends an ICMP echo request to dst (IPv4 or IPv6) from the
+// node's namespace every `every` until the first reply arrives and returns
+// how long that took from the first request. Unlike Ping it never waits
+// for one echo before sending the next, so it measures when a path starts
+// to work (a tunnel's first packet) to within `every`. It is bounded by
+// ctx.
 func (n *Node) PingUntil(ctx context.Context, dst netip.Addr, every time.Duration) (time.Duration, error) {
-	if !dst.Is4() {
-		return 0, fmt.Errorf("ping %v from %s: only IPv4", dst, n.Name)
-	}
-	var c *icmp.PacketConn
-	err := n.do(func() (err error) {
-		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	})
+	e, err := n.openEcho(dst)
 	if err != nil {
-		return 0, fmt.Errorf("ping from %s: open ICMP socket: %w", n.Name, err)
+		return 0, err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer e.c.Close()
+	stop := context.AfterFunc(ctx, func() { e.c.SetDeadline(time.Now()) })
 	defer stop()
 
-	id := int(rand.Uint32() & 0xffff)
 	start := time.Now()
 	done := make(chan struct{})
 	defer close(done)
@@ -481,10 +538,7 @@ func (n *Node) PingUntil(ctx context.Context, dst netip.Addr, every time.Duratio
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for seq := 1; ; seq++ {
-			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq & 0xffff, Data: []byte("lanlink-lab")}}
-			if wb, err := msg.Marshal(nil); err == nil {
-				_, _ = c.WriteTo(wb, &net.IPAddr{IP: dst.AsSlice()}) // a failed send is a lost echo
-			}
+			_ = e.send(seq) // a failed send is a lost echo
 			select {
 			case <-done:
 				return
@@ -494,21 +548,11 @@ func (n *Node) PingUntil(ctx context.Context, dst netip.Addr, every time.Duratio
 			}
 		}
 	}()
-	buf := make([]byte, 1500)
-	for {
-		nr, from, err := c.ReadFrom(buf)
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				err = cerr
-			}
-			return 0, fmt.Errorf("ping %v from %s: no reply in %v: %w", dst, n.Name, time.Since(start).Round(time.Millisecond), err)
+	if _, err := e.recv(make([]byte, 1500)); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr
 		}
-		rm, err := icmp.ParseMessage(1, buf[:nr])
-		if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		if echo, ok := rm.Body.(*icmp.Echo); ok && echo.ID == id && from.String() == dst.String() {
-			return time.Since(start), nil
-		}
+		return 0, fmt.Errorf("ping %v from %s: no reply in %v: %w", dst, n.Name, time.Since(start).Round(time.Millisecond), err)
 	}
+	return time.Since(start), nil
 }
