@@ -25,6 +25,11 @@ func Transfer(ctx context.Context, from, to *Node, size int64) (TransferResult, 
 	return TransferResult{}, unsupported()
 }
 
+// TransferTo is not supported outside Linux.
+func TransferTo(ctx context.Context, from, to *Node, addr netip.Addr, size int64) (TransferResult, error) {
+	return TransferResult{}, unsupported()
+}
+
 func (l *Lab) Close() error   { return nil }
 func (l *Lab) Nodes() []*Node { return nil }
 

@@ -442,15 +442,24 @@ func (e *echoConn) recv(buf []byte) (int, error) {
 // ErrChecksum). Without a deadline in ctx it is bounded by
 // DefaultTransferTimeout.
 func Transfer(ctx context.Context, from, to *Node, size int64) (TransferResult, error) {
+	return TransferTo(ctx, from, to, to.Addr, size)
+}
+
+// TransferTo is Transfer to a listener on addr, which must be one of to's
+// addresses: to.Addr6 for a transfer over IPv6, say.
+func TransferTo(ctx context.Context, from, to *Node, addr netip.Addr, size int64) (TransferResult, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTransferTimeout)
 		defer cancel()
 	}
 	fail := func(err error) (TransferResult, error) {
-		return TransferResult{}, fmt.Errorf("transfer %d bytes %s → %s (%v): %w", size, from.Name, to.Name, to.Addr, err)
+		return TransferResult{}, fmt.Errorf("transfer %d bytes %s → %s (%v): %w", size, from.Name, to.Name, addr, err)
 	}
-	ln, err := to.ListenTCP(netip.AddrPortFrom(to.Addr, 0))
+	if !addr.IsValid() {
+		return fail(errors.New("no destination address"))
+	}
+	ln, err := to.ListenTCP(netip.AddrPortFrom(addr, 0))
 	if err != nil {
 		return fail(err)
 	}
@@ -480,7 +489,7 @@ func Transfer(ctx context.Context, from, to *Node, size int64) (TransferResult, 
 	}()
 
 	start := time.Now()
-	c, err := from.DialTCP(ctx, ln.Addr().(*net.TCPAddr).AddrPort())
+	c, err := from.DialTCP(ctx, netip.AddrPortFrom(addr, uint16(ln.Addr().(*net.TCPAddr).Port)))
 	if err != nil {
 		return fail(err)
 	}
