@@ -2,6 +2,7 @@ package lab
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,15 @@ type Config struct {
 	// LANPrefix gives office i's (1-based) LAN; nil means 192.168.(10*i).0/24.
 	// Prefixes must be private IPv4, masked, /16…/27, and must not overlap.
 	LANPrefix func(i int) netip.Prefix
+	// IPv6 makes every office LAN dual-stack: office i also gets the IPv6
+	// ULA prefix fd4c:6c00:0:<10·i>::/64 (lan6Prefix; office 1
+	// fd4c:6c00:0:10::/64 next to 192.168.10.0/24, office 8
+	// fd4c:6c00:0:80::/64), whatever LANPrefix says, with router ::1,
+	// gateway ::2 and hosts ::a, ::b, … (as .1, .2, .10, .11, …). Routers
+	// forward IPv6 and route every other office's LAN6 via their own
+	// gateway, as they do for IPv4. The WAN and the internet stay
+	// IPv4-only: IPv6 crosses offices only through a tunnel.
+	IPv6 bool
 	// ID names the lab: every namespace is "<ID>-…". Empty means a fresh
 	// random one (NewID). A given ID must match the scheme ("ll" + 4 of
 	// [0-9a-z]) and must not be in use.
@@ -165,14 +175,54 @@ func (c Config) portForward(office int) bool {
 }
 
 // Addressing inside an office LAN, fixed so that tests and docs can rely on
-// it: router .1, gateway .2, hosts .10, .11, ….
+// it: router .1, gateway .2, hosts .10, .11, …; on an IPv6 LAN the same
+// numbers as interface identifiers: ::1, ::2, ::a, ::b, ….
 func routerLAN(p netip.Prefix) netip.Addr { return nth(p, 1) }
 func gatewayLAN(p netip.Prefix) netip.Addr {
 	return nth(p, 2)
 }
 func hostLAN(p netip.Prefix, j int) netip.Addr { return nth(p, 10+j) }
 
+// lab6 is the /48 every IPv6 office LAN comes from: a ULA (fc00::/7,
+// private like RFC 1918) whose global ID spells "Ll" (0x4c 0x6c). A fixed
+// one rather than RFC 4193's random ID, so that tests and docs can name
+// addresses; it exists only inside lab namespaces.
+var lab6 = netip.MustParsePrefix("fd4c:6c00::/48")
+
+// lan6Prefix is office i's (1-based) IPv6 LAN with Config.IPv6:
+// fd4c:6c00:0:<10·i>::/64, the subnet ID being 10·i written in hex digits
+// (0x10·i) so that it reads like the default IPv4 LAN's third octet:
+// office 1 has 192.168.10.0/24 and fd4c:6c00:0:10::/64.
+func lan6Prefix(i int) netip.Prefix {
+	a := lab6.Addr().As16()
+	binary.BigEndian.PutUint16(a[6:8], uint16(0x10*i))
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// lan6 is office i's IPv6 LAN, or the zero Prefix without IPv6.
+func (c Config) lan6(i int) netip.Prefix {
+	if !c.IPv6 {
+		return netip.Prefix{}
+	}
+	return lan6Prefix(i)
+}
+
+// addrIn is at(p), or the zero Addr for the zero Prefix (no IPv6 LAN).
+func addrIn(p netip.Prefix, at func(netip.Prefix) netip.Addr) netip.Addr {
+	if !p.IsValid() {
+		return netip.Addr{}
+	}
+	return at(p)
+}
+
+// nth is the n-th address of p: n added to the host part (for IPv6, to
+// the interface identifier).
 func nth(p netip.Prefix, n int) netip.Addr {
+	if p.Addr().Is6() {
+		a := p.Addr().As16()
+		binary.BigEndian.PutUint64(a[8:], binary.BigEndian.Uint64(a[8:])+uint64(n))
+		return netip.AddrFrom16(a)
+	}
 	a := p.Addr().As4()
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v += uint32(n)

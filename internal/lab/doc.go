@@ -19,8 +19,11 @@
 //     namespace; nft runs only via `ip netns exec` in a router namespace.
 //   - Public addresses come only from the documentation ranges
 //     198.51.100.0/24 and 203.0.113.0/24; LANs must be private (RFC 1918)
-//     IPv4 prefixes. No route leads out of the lab: the internet namespace
-//     has no uplink, so every packet stays inside the lab's namespaces.
+//     IPv4 prefixes, and their IPv6 halves (Config.IPv6) are ULA /64s of
+//     fd4c:6c00::/48. The WAN and the internet are IPv4-only: no router
+//     has an IPv6 route out of its office. No route leads out of the lab:
+//     the internet namespace has no uplink, so every packet stays inside
+//     the lab's namespaces.
 //   - Everything is removed: New deletes what it created when it fails
 //     half-way; Close (registered with tb.Cleanup) stops every process the
 //     lab started, by PID (SIGTERM, SIGKILL after StopGrace), closes every

@@ -70,7 +70,8 @@ type Office struct {
 	Name  string // "o1", "o2", …: the namespace infix
 	// Router does NAT for the LAN (masquerade out of WANIface), forwards
 	// UDP Port to the gateway unless PortForward is false, and routes every
-	// remote office's LAN via GatewayLAN, as the seed's office routers do.
+	// remote office's LAN via GatewayLAN (and LAN6 via GatewayLAN6), as the
+	// seed's office routers do.
 	Router  *Node
 	Gateway *Node
 	Hosts   []*Node
@@ -85,8 +86,12 @@ type Office struct {
 	// so a rate limit there shapes the office's download.
 	InternetIface string
 	GatewayLAN    netip.Addr
-	Port          int  // UDP port forwarded to the gateway
-	PortForward   bool // false: gateway is behind NAT without a forward
+	// LAN6 and GatewayLAN6 are the office's IPv6 LAN and its gateway's
+	// address there (Config.IPv6); zero without IPv6.
+	LAN6        netip.Prefix
+	GatewayLAN6 netip.Addr
+	Port        int  // UDP port forwarded to the gateway
+	PortForward bool // false: gateway is behind NAT without a forward
 
 	lab *Lab
 }
@@ -102,6 +107,10 @@ type Node struct {
 	// internet, 198.51.100.1) and Iface the interface that carries it.
 	Addr  netip.Addr
 	Iface string
+	// Addr6 is the node's IPv6 LAN address on Iface with Config.IPv6 (a
+	// router's LAN side ::1, a gateway ::2, hosts ::a, …); zero without
+	// IPv6 and for the internet, which is IPv4-only.
+	Addr6 netip.Addr
 	// RunDir is the host directory that processes run by Exec and Start
 	// see as /run (and /var/run): every node has its own, so two gateways
 	// on one machine do not share /run/lanlink (locks, control sockets)

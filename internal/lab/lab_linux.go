@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // New builds a lab in fresh network namespaces. If anything fails, every
@@ -97,7 +98,8 @@ func (l *Lab) build(ctx context.Context, lans []netip.Prefix) error {
 }
 
 // addOffice builds office i (1-based) with LAN lans[i-1]; its router routes
-// every other prefix of lans via its gateway.
+// every other prefix of lans via its gateway. With Config.IPv6 the LAN is
+// dual-stack and the router routes the other offices' LAN6 the same way.
 func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	inet := l.Internet
 	h, err := netlink.NewHandleAt(inet.ns)
@@ -105,7 +107,7 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 		return fmt.Errorf("netlink in %s: %w", inet.Name, err)
 	}
 	defer h.Close()
-	lan := lans[i-1]
+	lan, lan6 := lans[i-1], l.cfg.lan6(i)
 	o := &Office{
 		Index:         i,
 		Name:          "o" + strconv.Itoa(i),
@@ -114,6 +116,8 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 		WANIface:      l.ID + "-wan",
 		InternetIface: l.ID + "-i" + strconv.Itoa(i),
 		GatewayLAN:    gatewayLAN(lan),
+		LAN6:          lan6,
+		GatewayLAN6:   addrIn(lan6, gatewayLAN),
 		Port:          l.cfg.Port,
 		PortForward:   l.cfg.portForward(i),
 		lab:           l,
@@ -122,12 +126,15 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	l.Offices = append(l.Offices, o)
 	l.mu.Unlock()
 
-	// Router: LAN bridge carrying .1, WAN veth into the internet.
+	// Router: LAN bridge carrying .1 (and ::1), WAN veth into the internet.
 	r, err := l.addNode(ctx, nsRouter(l.ID, i))
 	if err != nil {
 		return err
 	}
 	o.Router = r
+	if err := r.enableIPv6(lan6); err != nil {
+		return err
+	}
 	rh, err := netlink.NewHandleAt(r.ns)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", r.Name, err)
@@ -141,6 +148,12 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 		return fmt.Errorf("router %s: %w", r.Name, err)
 	}
 	r.Addr, r.Iface = routerLAN(lan), lanBr
+	if lan6.IsValid() {
+		if err := addAddr(rh, lanBr, netip.PrefixFrom(routerLAN(lan6), lan6.Bits())); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		r.Addr6 = routerLAN(lan6)
+	}
 	if err := addVeth(rh, o.WANIface, inet, o.InternetIface); err != nil {
 		return fmt.Errorf("router %s WAN: %w", r.Name, err)
 	}
@@ -171,7 +184,7 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	if err := addRoute(rh, netip.Prefix{}, coreAddr[wanNet]); err != nil {
 		return fmt.Errorf("router %s: %w", r.Name, err)
 	}
-	if err := r.sysctls(append(routerSysctls(lanBr),
+	if err := r.sysctls(append(routerSysctls(lanBr, lan6.IsValid()),
 		// ChangeWANAddress adds the new address before removing the
 		// old; without this, removing a primary removes its
 		// secondaries too.
@@ -183,9 +196,14 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	}
 
 	// Gateway and hosts: one veth each into the router's LAN bridge.
-	lanNode := func(name, port string, addr netip.Addr) (*Node, error) {
+	// at numbers the node in a LAN (gatewayLAN, hostLAN): in LAN and LAN6
+	// alike.
+	lanNode := func(name, port string, at func(netip.Prefix) netip.Addr) (*Node, error) {
 		n, err := l.addNode(ctx, name)
 		if err != nil {
+			return nil, err
+		}
+		if err := n.enableIPv6(lan6); err != nil {
 			return nil, err
 		}
 		nh, err := netlink.NewHandleAt(n.ns)
@@ -193,26 +211,41 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 			return nil, fmt.Errorf("netlink in %s: %w", name, err)
 		}
 		defer nh.Close()
-		n.Addr, n.Iface = addr, l.ID+"-eth0"
+		n.Addr, n.Iface, n.Addr6 = at(lan), l.ID+"-eth0", addrIn(lan6, at)
 		if err := addVeth(nh, n.Iface, r, port); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if err := attach(rh, port, lanBr); err != nil {
 			return nil, fmt.Errorf("router %s: %w", r.Name, err)
 		}
-		if err := addAddr(nh, n.Iface, netip.PrefixFrom(addr, lan.Bits())); err != nil {
+		if err := addAddr(nh, n.Iface, netip.PrefixFrom(n.Addr, lan.Bits())); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if err := addRoute(nh, netip.Prefix{}, routerLAN(lan)); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		if lan6.IsValid() {
+			if err := addAddr(nh, n.Iface, netip.PrefixFrom(n.Addr6, lan6.Bits())); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if err := addRoute(nh, netip.Prefix{}, routerLAN(lan6)); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			// IPv6 has no send_redirects switch for the router: it is the
+			// LAN nodes that ignore redirects, so that remote-LAN traffic
+			// keeps going through the router, as with IPv4.
+			if err := n.sysctls([]sysctl{{"net/ipv6/conf/" + n.Iface + "/accept_redirects", "0"}}); err != nil {
+				return nil, err
+			}
+		}
 		return n, nil
 	}
-	if o.Gateway, err = lanNode(nsGateway(l.ID, i), l.ID+"-pg", gatewayLAN(lan)); err != nil {
+	if o.Gateway, err = lanNode(nsGateway(l.ID, i), l.ID+"-pg", gatewayLAN); err != nil {
 		return err
 	}
 	for j := range l.cfg.HostsPerOffice {
-		hn, err := lanNode(nsHost(l.ID, i, j), l.ID+"-ph"+strconv.Itoa(j+1), hostLAN(lan, j))
+		at := func(p netip.Prefix) netip.Addr { return hostLAN(p, j) }
+		hn, err := lanNode(nsHost(l.ID, i, j), l.ID+"-ph"+strconv.Itoa(j+1), at)
 		if err != nil {
 			return err
 		}
@@ -231,6 +264,11 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 		if err := addRoute(rh, other, o.GatewayLAN); err != nil {
 			return fmt.Errorf("router %s: %w", r.Name, err)
 		}
+		if other6 := l.cfg.lan6(j + 1); other6.IsValid() {
+			if err := addRoute(rh, other6, o.GatewayLAN6); err != nil {
+				return fmt.Errorf("router %s: %w", r.Name, err)
+			}
+		}
 	}
 	if _, err := r.execInput(ctx, []byte(natRuleset(o)), "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("router %s NAT: %w", r.Name, err)
@@ -239,11 +277,12 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 }
 
 // AddOffice adds one office to a running lab, numbered len(Offices)+1 and
-// built like the others (LAN from Config.LANPrefix, port forward unless
-// listed in Config.NoPortForward), and adds a route to its LAN via the
-// local gateway on every existing office router, as an administrator does
-// when a new office joins. Running processes are not touched. If it fails,
-// the new office's namespaces are removed again and Offices is unchanged.
+// built like the others (LAN from Config.LANPrefix, LAN6 with Config.IPv6,
+// port forward unless listed in Config.NoPortForward), and adds a route to
+// its LAN (and LAN6) via the local gateway on every existing office
+// router, as an administrator does when a new office joins. Running
+// processes are not touched. If it fails, the new office's namespaces are
+// removed again and Offices is unchanged.
 func (l *Lab) AddOffice(ctx context.Context) (*Office, error) {
 	l.mu.Lock()
 	closed, n, mark := l.closed, len(l.Offices), len(l.nodes)
@@ -261,13 +300,18 @@ func (l *Lab) AddOffice(ctx context.Context) (*Office, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add office %d: %w", i, err)
 	}
-	lan := lans[i-1]
+	lan, lan6 := lans[i-1], cfg.lan6(i)
 	l.cfg.Offices = i
 	err = l.addOffice(ctx, i, lans)
 	if err == nil {
 		for _, o := range l.Offices[:n] {
 			if err = o.Router.addRoute(lan, o.GatewayLAN); err != nil {
 				break
+			}
+			if lan6.IsValid() {
+				if err = o.Router.addRoute(lan6, o.GatewayLAN6); err != nil {
+					break
+				}
 			}
 		}
 	}
@@ -277,14 +321,14 @@ func (l *Lab) AddOffice(ctx context.Context) (*Office, error) {
 		return nil, fmt.Errorf("add office %d: %w", i, err)
 	}
 	o := l.Offices[n]
-	l.log.Info("lab office added", "id", l.ID, "office", i, "lan", lan)
+	l.log.Info("lab office added", "id", l.ID, "office", i, "lan", lan, "lan6", lan6)
 	return o, nil
 }
 
 // undoOffice deletes the namespaces created after l.nodes[:mark] and drops
 // offices beyond the first n, after a failed AddOffice. Existing routers
-// may keep a route to the removed LAN; it leads to their own gateway, which
-// drops it.
+// may keep a route to the removed LAN (or LAN6); it leads to their own
+// gateway, which drops it.
 func (l *Lab) undoOffice(ctx context.Context, n, mark int) {
 	l.mu.Lock()
 	extra := append([]*Node(nil), l.nodes[mark:]...)
@@ -344,17 +388,37 @@ func natRuleset(o *Office) string {
 
 type sysctl struct{ key, value string }
 
-// routerSysctls: forwarding on, and no ICMP redirects, so that LAN hosts
-// keep sending remote-LAN traffic through the router (as on a real office
-// LAN whose hosts only know their default gateway) and tests see a
-// deterministic path.
-func routerSysctls(lanIface string) []sysctl {
-	return []sysctl{
+// routerSysctls: forwarding on (IPv6 too with ipv6), and no ICMP
+// redirects, so that LAN hosts keep sending remote-LAN traffic through the
+// router (as on a real office LAN whose hosts only know their default
+// gateway) and tests see a deterministic path. IPv6 has no switch for
+// sending redirects; LAN nodes ignore them instead (addOffice).
+func routerSysctls(lanIface string, ipv6 bool) []sysctl {
+	s := []sysctl{
 		{"net/ipv4/ip_forward", "1"},
 		{"net/ipv4/conf/all/send_redirects", "0"},
 		{"net/ipv4/conf/default/send_redirects", "0"},
 		{"net/ipv4/conf/" + lanIface + "/send_redirects", "0"},
 	}
+	if ipv6 {
+		s = append(s, sysctl{"net/ipv6/conf/all/forwarding", "1"})
+	}
+	return s
+}
+
+// enableIPv6 makes sure IPv6 is on in the node's namespace before it gets
+// interfaces, when the office has an IPv6 LAN (lan6 valid). A new
+// namespace normally starts with IPv6 on, but inherits the host's
+// disable_ipv6 when net.core.devconf_inherit_init_net is set; the lab's
+// IPv6 must not depend on that. Only the node's own namespace changes.
+func (n *Node) enableIPv6(lan6 netip.Prefix) error {
+	if !lan6.IsValid() {
+		return nil
+	}
+	return n.sysctls([]sysctl{
+		{"net/ipv6/conf/all/disable_ipv6", "0"},
+		{"net/ipv6/conf/default/disable_ipv6", "0"},
+	})
 }
 
 // sysctls writes /proc/sys/net entries inside the node's namespace: a
@@ -545,12 +609,20 @@ func addLinkRoute(h *netlink.Handle, dst netip.Prefix, iface string) error {
 	return nil
 }
 
+// addAddr adds p's address to iface. An IPv6 address is added without
+// duplicate address detection (IFA_F_NODAD): the lab numbers its LANs
+// itself, and a "tentative" address could neither be bound nor answer for
+// the second or so DAD takes.
 func addAddr(h *netlink.Handle, iface string, p netip.Prefix) error {
 	link, err := h.LinkByName(iface)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", iface, err)
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil {
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(link, a); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", p, iface, err)
 	}
 	return nil

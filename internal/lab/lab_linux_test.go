@@ -125,6 +125,10 @@ func TestTwoOffices(t *testing.T) {
 		if o1.GatewayLAN != o1.Gateway.Addr || o1.Endpoint() != netip.MustParseAddrPort("198.51.100.11:51820") {
 			t.Errorf("GatewayLAN %v, Endpoint %v", o1.GatewayLAN, o1.Endpoint())
 		}
+		if o1.LAN6.IsValid() || o1.GatewayLAN6.IsValid() || o1.Router.Addr6.IsValid() || o1.Hosts[0].Addr6.IsValid() {
+			t.Errorf("IPv6 addressing without Config.IPv6: LAN6 %v GatewayLAN6 %v router %v host %v",
+				o1.LAN6, o1.GatewayLAN6, o1.Router.Addr6, o1.Hosts[0].Addr6)
+		}
 		for _, name := range labNamespaces(t, id) {
 			if !nsNameRe.MatchString(name) {
 				t.Errorf("namespace %q does not follow the lab scheme", name)
