@@ -17,9 +17,9 @@ import (
 // ruleset — would stay removed until the next plan change. The agent
 // therefore asks the host and the firewall to re-assert the applied state
 // (hostnet.Host.Repair, firewall.Firewall.Repair): at once, shortly after
-// the kernel reports a change on the interface (hostnet.Notifier), and
-// every RepairEvery as a safety net for what raises no event (sysctls,
-// nftables). A healthy host costs a few small netlink reads per check.
+// the kernel reports a change on the interface or to lanlink's nftables
+// table (hostnet.Notifier, firewall.Notifier), and every RepairEvery as a
+// safety net for what raises no event. A healthy host costs a few small netlink reads per check.
 //
 // What is in the way on purpose (a route to a remote LAN through another
 // interface) is never undone: it is logged once when it appears, once
@@ -45,19 +45,26 @@ func (a *Agent) startRepair(ctx context.Context) (<-chan string, func()) {
 		return out, func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var events <-chan struct{}
-	if n, ok := a.host.(hostnet.Notifier); ok {
-		ch, err := n.Changes(ctx)
-		if err != nil {
-			a.log.Warn("no kernel events for the interface; host drift is only noticed by the periodic check", "every", a.o.RepairEvery, "err", err)
-		} else {
-			events = ch
-		}
-	}
+	host := a.subscribe(ctx, a.host, "no kernel events for the interface; host drift is only noticed by the periodic check")
+	fw := a.subscribe(ctx, a.fw, "no nftables events; firewall drift is only noticed by the periodic check")
 	go func() {
 		tick := time.NewTicker(a.o.RepairEvery)
 		defer tick.Stop()
 		var debounce <-chan time.Time
+		// event handles a wake-up from one source; a closed source is
+		// dropped (nil blocks forever in the select).
+		event := func(ok bool, src *<-chan struct{}, what string) {
+			if !ok {
+				*src = nil
+				if ctx.Err() == nil {
+					a.log.Warn(what+" event subscription ended; its drift is only noticed by the periodic check", "every", a.o.RepairEvery)
+				}
+				return
+			}
+			if debounce == nil {
+				debounce = time.After(repairDebounce)
+			}
+		}
 		for {
 			var why string
 			select {
@@ -65,17 +72,11 @@ func (a *Agent) startRepair(ctx context.Context) (<-chan string, func()) {
 				return
 			case <-tick.C:
 				why = "periodic check"
-			case _, ok := <-events:
-				if !ok {
-					events = nil
-					if ctx.Err() == nil {
-						a.log.Warn("kernel event subscription ended; host drift is only noticed by the periodic check", "every", a.o.RepairEvery)
-					}
-					continue
-				}
-				if debounce == nil {
-					debounce = time.After(repairDebounce)
-				}
+			case _, ok := <-host:
+				event(ok, &host, "kernel")
+				continue
+			case _, ok := <-fw:
+				event(ok, &fw, "nftables")
 				continue
 			case <-debounce:
 				debounce = nil
@@ -89,6 +90,26 @@ func (a *Agent) startRepair(ctx context.Context) (<-chan string, func()) {
 		}
 	}()
 	return out, cancel
+}
+
+// notifier is what hostnet.Notifier and firewall.Notifier have in common.
+type notifier interface {
+	Changes(ctx context.Context) (<-chan struct{}, error)
+}
+
+// subscribe returns v's change events, or nil (periodic checks only) when
+// v cannot report them.
+func (a *Agent) subscribe(ctx context.Context, v any, fallback string) <-chan struct{} {
+	n, ok := v.(notifier)
+	if !ok {
+		return nil
+	}
+	ch, err := n.Changes(ctx)
+	if err != nil {
+		a.log.Warn(fallback, "every", a.o.RepairEvery, "err", err)
+		return nil
+	}
+	return ch
 }
 
 // repair re-asserts the applied host and firewall state, logs what it

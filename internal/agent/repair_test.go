@@ -62,13 +62,13 @@ func waitFor(t *testing.T, c *Client, what string, ok func(Status) bool) Status 
 }
 
 // waitWatching waits until the agent's loop subscribed to the fake host's
-// kernel events, so that Notify reaches it.
+// and firewall's events, so that Notify reaches it.
 func waitWatching(t *testing.T, sys *fakeSystem) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for sys.host.Watchers() == 0 {
+	for sys.host.Watchers() == 0 || sys.fw.Watchers() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the agent did not subscribe to host events within 5 s")
+			t.Fatalf("the agent did not subscribe to events within 5 s (host %d, firewall %d)", sys.host.Watchers(), sys.fw.Watchers())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -84,10 +84,11 @@ func TestRepairRestoresDrift(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		every  time.Duration
-		notify bool
+		notify func(*fakeSystem)
 	}{
-		{"kernel event", time.Hour, true},
-		{"periodic check", 20 * time.Millisecond, false},
+		{"kernel event", time.Hour, func(sys *fakeSystem) { sys.host.Notify() }},
+		{"nftables event", time.Hour, func(sys *fakeSystem) { sys.fw.Notify() }},
+		{"periodic check", 20 * time.Millisecond, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNet(t, sites...)
@@ -105,9 +106,9 @@ func TestRepairRestoresDrift(t *testing.T) {
 				}
 			}
 			sys.fw.Drift()
-			if tc.notify {
+			if tc.notify != nil {
 				waitWatching(t, sys)
-				sys.host.Notify()
+				tc.notify(sys)
 			}
 			waitFor(t, c, "4 repairs", func(st Status) bool { return st.Repairs == 4 })
 			if diff := cmp.Diff(good, sys.host.State()); diff != "" {

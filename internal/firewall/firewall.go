@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,20 @@ type Firewall interface {
 	// Close removes the table, if Set created one. Set after Close fails
 	// with net.ErrClosed.
 	Close() error
+}
+
+// Notifier is implemented by Firewalls that can tell the moment anyone
+// changes their table — `nft flush ruleset`, a firewall service reload, a
+// hand edit — so a caller can Repair at once instead of on its next
+// periodic check.
+type Notifier interface {
+	// Changes subscribes to nftables events that touch the table of the
+	// last Set (made while the subscription runs, so a table wanted only
+	// later is covered too). The channel receives (coalesced) after each
+	// ruleset transaction that touched it, and is closed when ctx is done
+	// or the subscription fails; a caller then falls back to periodic
+	// Repair.
+	Changes(ctx context.Context) (<-chan struct{}, error)
 }
 
 // Render is the table Set creates for cfg, as `nft list table` prints it

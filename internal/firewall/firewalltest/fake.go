@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"lanlink/internal/firewall"
+	"lanlink/internal/testutil/hub"
 )
 
 // ErrInjected is the default error of a Set failed by FailNextSet.
@@ -27,9 +28,16 @@ type Fake struct {
 	failErr error
 	gone    bool // Drift: the kernel lost the table behind our back
 	repairs int
+
+	// Hub makes the fake a firewall.Notifier: Notify is the kernel
+	// reporting a change to the table.
+	hub.Hub
 }
 
-var _ firewall.Firewall = (*Fake)(nil)
+var (
+	_ firewall.Firewall = (*Fake)(nil)
+	_ firewall.Notifier = (*Fake)(nil)
+)
 
 // FailNextSet makes the next Set (or a Repair that has work to do) fail with err (ErrInjected if nil) and
 // change nothing.

@@ -5,7 +5,6 @@
 package hostnettest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"sync"
 
 	"lanlink/internal/hostnet"
+	"lanlink/internal/testutil/hub"
 )
 
 // ErrInjected is the default error of a step failed by FailStep.
@@ -34,7 +34,10 @@ type Fake struct {
 	closeErr error
 
 	elsewhere map[netip.Prefix]string // routes someone pointed at another device
-	changes   []chan struct{}
+
+	// Hub makes the fake a hostnet.Notifier: Notify is the kernel
+	// reporting a change.
+	hub.Hub
 }
 
 var (
@@ -269,44 +272,6 @@ func (f *Fake) Repair() (hostnet.RepairReport, error) {
 		rep.Restored = append(rep.Restored, s)
 	}
 	return rep, nil
-}
-
-// Changes implements hostnet.Notifier; Notify sends on every channel it
-// returned.
-func (f *Fake) Changes(ctx context.Context) (<-chan struct{}, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := make(chan struct{}, 1)
-	f.changes = append(f.changes, ch)
-	go func() {
-		<-ctx.Done()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.changes = slices.DeleteFunc(f.changes, func(c chan struct{}) bool { return c == ch })
-		close(ch)
-	}()
-	return ch, nil
-}
-
-// Watchers is how many Changes subscriptions are open, so a test can wait
-// for its subscriber before it calls Notify.
-func (f *Fake) Watchers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.changes)
-}
-
-// Notify is the kernel reporting a change: every Changes subscriber is
-// woken (coalesced, like the real one).
-func (f *Fake) Notify() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, ch := range f.changes {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
 }
 
 func owner(cfg hostnet.Config, p netip.Prefix) string {
