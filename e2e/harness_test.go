@@ -68,6 +68,8 @@ type site struct {
 	proc   *lab.Proc
 	log    string
 	tunnel netip.Addr
+	// tunnel6 is its IPv6 tunnel address on a dual-stack network.
+	tunnel6 netip.Addr
 	// logShown: a cleanup shows the agent log if the test fails.
 	logShown bool
 }
@@ -75,7 +77,13 @@ type site struct {
 type netOpts struct {
 	offices int
 	noFwd   []int // offices (1-based) behind NAT without port forward: no endpoint
+	// ipv6: dual-stack offices (each LAN also has an IPv6 /64) and a
+	// second, IPv6 tunnel prefix. The WAN stays IPv4.
+	ipv6 bool
 }
+
+// tunnel6 is the IPv6 tunnel prefix of a dual-stack network.
+const tunnel6 = "fd55:4c4c::/64"
 
 // newNetwork builds a lab, creates a key on every gateway and a plan with
 // every office as a site. Nothing runs yet.
@@ -83,13 +91,17 @@ func newNetwork(t testing.TB, o netOpts) *network {
 	t.Helper()
 	testutil.RequireRoot(t)
 	ctx := context.Background()
-	l, err := lab.New(ctx, t, lab.Config{Offices: o.offices, NoPortForward: o.noFwd})
+	l, err := lab.New(ctx, t, lab.Config{Offices: o.offices, NoPortForward: o.noFwd, IPv6: o.ipv6})
 	if err != nil {
 		t.Fatalf("build lab: %v", err)
 	}
 	n := &network{t: t, lab: l, dir: t.TempDir()}
 	n.plan = filepath.Join(n.dir, "network.toml")
-	run(t, "init", "-f", n.plan, "--tunnel", "10.255.0.0/24", "--name", "e2e")
+	initArgs := []string{"init", "-f", n.plan, "--tunnel", "10.255.0.0/24", "--name", "e2e"}
+	if o.ipv6 {
+		initArgs = append(initArgs, "--tunnel", tunnel6)
+	}
+	run(t, initArgs...)
 	for _, off := range l.Offices {
 		s := &site{name: fmt.Sprintf("office%d", off.Index), office: off, key: filepath.Join(n.dir, off.Name, "private.key"), log: filepath.Join(n.dir, off.Name+".log")}
 		out, err := off.Gateway.Exec(ctx, lanlinkBin, "keygen", "--key", s.key)
@@ -117,11 +129,17 @@ func contains(s []int, v int) bool {
 func (n *network) addSite(s *site, endpoint bool) {
 	n.t.Helper()
 	args := []string{"site", "add", s.name, "-f", n.plan, "--public-key", s.pub, "--lan", s.office.LAN.String()}
+	if s.office.LAN6.IsValid() {
+		args = append(args, "--lan", s.office.LAN6.String())
+	}
 	if endpoint {
 		args = append(args, "--endpoint", s.office.Endpoint().String())
 	}
-	out := run(n.t, args...)
-	s.tunnel = netip.MustParseAddr(strings.Fields(out)[0])
+	addrs := strings.Fields(run(n.t, args...)) // one per tunnel prefix
+	s.tunnel = netip.MustParseAddr(addrs[0])
+	if len(addrs) > 1 {
+		s.tunnel6 = netip.MustParseAddr(addrs[1])
+	}
 }
 
 // run runs the lanlink CLI outside the lab (plan editing needs no namespace).

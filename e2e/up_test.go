@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -176,6 +177,69 @@ func TestDownLeavesNothing(t *testing.T) {
 			t.Errorf("gateway after kill -9, up, down differs from before:\n%s", diff)
 		}
 	})
+}
+
+// Dual stack: each office has an IPv4 and an IPv6 LAN, the plan an IPv4
+// and an IPv6 tunnel prefix (the WAN between offices stays IPv4). LAN hosts
+// reach each other over both families, ICMP and a checksummed TCP transfer
+// over IPv6; gateways reach each other's IPv6 tunnel address; the agent
+// turned IPv6 forwarding on, status lists both LANs, and `down` leaves the
+// gateway as it was, IPv6 forwarding off again included.
+func TestDualStack(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t, netOpts{offices: 2, ipv6: true})
+	a, b := n.sites[0], n.sites[1]
+	if !a.host().Addr6.IsValid() || !b.tunnel6.IsValid() {
+		t.Fatalf("no IPv6 in the lab or plan: host %v, tunnel %v", a.host().Addr6, b.tunnel6)
+	}
+	gw := a.office.Gateway
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fwd6 := func() string {
+		out, err := gw.Exec(ctx, "cat", "/proc/sys/net/ipv6/conf/all/forwarding")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if v := fwd6(); v != "0" {
+		t.Fatalf("office 1's gateway IPv6 forwarding before up = %s; the test needs 0 to prove up and down change it", v)
+	}
+	before := snapshot(t, gw)
+	n.upAll()
+
+	waitPing(t, a.host(), b.host().Addr, 10*time.Second)
+	waitPing(t, a.host(), b.host().Addr6, 5*time.Second)
+	waitPing(t, b.host(), a.host().Addr6, 5*time.Second)
+	waitPing(t, a.office.Gateway, b.tunnel6, 5*time.Second)
+	waitPing(t, b.office.Gateway, a.tunnel6, 5*time.Second)
+	for _, dir := range []struct{ from, to *lab.Node }{{a.host(), b.host()}, {b.host(), a.host()}} {
+		res, err := lab.TransferTo(ctx, dir.from, dir.to, dir.to.Addr6, 16<<20)
+		if err != nil {
+			t.Fatalf("transfer over IPv6 %s → %s: %v", dir.from.Name, dir.to.Name, err)
+		}
+		t.Logf("16 MiB over IPv6 %s → [%s]: %.0f Mbit/s, sha256 %x", dir.from.Name, dir.to.Addr6, res.BitsPerSecond()/1e6, res.SHA256[:6])
+	}
+	if v := fwd6(); v != "1" {
+		t.Errorf("IPv6 forwarding on office 1's gateway while up = %s, want 1", v)
+	}
+	st, err := a.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Peers) != 1 || !slices.Contains(st.Peers[0].LANs, b.office.LAN6) || !slices.Contains(st.Peers[0].LANs, b.office.LAN) {
+		t.Errorf("status of %s: peers %+v, want %s with LANs %s and %s", a.name, st.Peers, b.name, b.office.LAN, b.office.LAN6)
+	}
+
+	if out, err := a.lanlink(ctx, "down", "--interface", iface); err != nil {
+		t.Fatalf("down: %v: %s", err, out)
+	}
+	if err := a.proc.Wait(10 * time.Second); err != nil {
+		t.Fatalf("agent did not exit after down: %v", err)
+	}
+	if diff := lineDiff(before, snapshot(t, gw)); diff != "" {
+		t.Errorf("gateway after down differs from before up:\n%s", diff)
+	}
 }
 
 // allReach waits until every site's LAN host reaches every other's.
