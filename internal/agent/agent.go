@@ -37,7 +37,9 @@ type Options struct {
 	// "RELOADING=1", "STOPPING=1", "STATUS=…"); nil ignores them.
 	Notify func(state string)
 	// WatchEvery is how often the plan and key files are checked for
-	// changes (default 1 s; negative disables watching).
+	// changes besides the kernel's file events, which apply a change
+	// within 0.1 s (default 1 s; negative disables watching). See
+	// watch.go.
 	WatchEvery time.Duration
 	// ResolveEvery is how often DNS endpoints are re-resolved
 	// (default 5 min). Peers whose handshake is older than the rekey
@@ -48,6 +50,9 @@ type Options struct {
 	// back (default 10 s; kernel events about the interface trigger a
 	// check in between; negative disables repairing). See repair.go.
 	RepairEvery time.Duration
+	// noFileEvents leaves the plan and key files to the periodic check
+	// (tests of that check).
+	noFileEvents bool
 
 	// System is the OS boundary; nil means the real one.
 	System System
@@ -109,6 +114,8 @@ type Agent struct {
 	planStamp  fileStamp
 	keyStamp   fileStamp
 	health     map[wgtypes.Key]*peerHealth
+	files      <-chan struct{} // plan or key directory changed (nil: no events)
+	stopFiles  context.CancelFunc
 	later      map[wgtypes.Key]time.Time // deferred announces, since when
 	laterTimer *time.Timer               // fires announceDue
 	drift      driftState
@@ -228,6 +235,13 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.started = time.Now()
+	if o.WatchEvery >= 0 && !o.noFileEvents {
+		// Subscribed before Start returns, so that no change made after
+		// it is missed.
+		var watchCtx context.Context
+		watchCtx, a.stopFiles = context.WithCancel(context.Background())
+		a.files = a.watchFiles(watchCtx)
+	}
 	a.log.Info("site up", "site", cfg.Site, "network", cfg.Network, "peers", len(cfg.Peers), "routes", len(cfg.Routes))
 	o.Notify("READY=1")
 	o.Notify("STATUS=" + a.summary())
@@ -351,6 +365,7 @@ func (a *Agent) Wait(ctx context.Context) error {
 	defer health.Stop()
 	repairs, stopRepair := a.startRepair(ctx)
 	defer stopRepair()
+	var settle <-chan time.Time // pending check after file events
 	for {
 		select {
 		case <-ctx.Done():
@@ -359,10 +374,15 @@ func (a *Agent) Wait(ctx context.Context) error {
 			return nil
 		case <-a.o.Reload:
 			a.reload(ctx, "signal")
-		case <-watch.C:
-			if stamp(a.o.PlanPath) != a.planStamp || stamp(a.o.KeyPath) != a.keyStamp {
-				a.reload(ctx, "file changed")
+		case <-a.files:
+			if settle == nil {
+				settle = time.After(fileSettle)
 			}
+		case <-settle:
+			settle = nil
+			a.reloadIfChanged(ctx)
+		case <-watch.C:
+			a.reloadIfChanged(ctx)
 		case <-resolve.C:
 			a.reresolve(ctx, nil)
 		case <-health.C:
@@ -393,6 +413,14 @@ func (a *Agent) Wait(ctx context.Context) error {
 				r.reply <- response{Error: fmt.Sprintf("unknown operation %q", r.op)}
 			}
 		}
+	}
+}
+
+// reloadIfChanged reloads when the plan or key file is not the one last
+// applied (or rejected).
+func (a *Agent) reloadIfChanged(ctx context.Context) {
+	if stamp(a.o.PlanPath) != a.planStamp || stamp(a.o.KeyPath) != a.keyStamp {
+		a.reload(ctx, "file changed")
 	}
 }
 
@@ -478,6 +506,9 @@ func (a *Agent) Status(ctx context.Context) (Status, error) {
 // teardown undoes everything Start did, in reverse. It is safe on a
 // partially started agent.
 func (a *Agent) teardown() {
+	if a.stopFiles != nil {
+		a.stopFiles()
+	}
 	if a.ln != nil {
 		a.ln.Close()
 		a.wg.Wait()

@@ -408,10 +408,28 @@ func TestInvalidPlanIsRejectedAndTheRunningConfigKept(t *testing.T) {
 	}
 }
 
+// A changed plan is applied by itself: through the kernel's file events
+// (the periodic check is an hour away), and through the periodic check
+// alone where there are none.
 func TestFileWatchReloads(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		every  time.Duration
+		events bool
+	}{
+		{"file events", time.Hour, true},
+		{"periodic check", 20 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testFileWatchReloads(t, tc.every, tc.events)
+		})
+	}
+}
+
+func testFileWatchReloads(t *testing.T, every time.Duration, events bool) {
 	n := newTestNet(t, threeSites...)
 	sys := newFakeSystem()
-	_, c := startAgent(t, n, sys, func(o *Options) { o.WatchEvery = 20 * time.Millisecond })
+	_, c := startAgent(t, n, sys, func(o *Options) { o.WatchEvery, o.noFileEvents = every, !events })
 	n.edit(t, func(d []byte) ([]byte, error) { return plan.RemoveSite(n.planPath, d, "gamma") })
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
