@@ -47,18 +47,22 @@ const (
 	// value does.
 	announceKeepalive = 25 * time.Second
 	// announceStagger is how long the side of a pair that does not break
-	// ties waits before it announces: long enough for the other side's
-	// handshake to complete on any terrestrial link, short enough not to
-	// matter after a restart. Both announcing at once crosses their
-	// handshakes, and on a link with almost no delay (two gateways in one
-	// data centre, the lab) that can hit a race in wireguard-go:
+	// ties waits before it announces. Both announcing at once crosses
+	// their handshakes, and on a link with almost no delay (two gateways
+	// in one data centre, the lab) that can hit a race in wireguard-go:
 	// ConsumeMessageResponse checks the handshake state under a read lock
 	// and writes it later without checking again (the kernel module checks
 	// again under the write lock), so a response processed alongside the
 	// peer's initiation yields a session whose receive index is never
 	// registered. That side can send but drops everything the peer sends
-	// until WireGuard gives up on the session 15 s later.
-	announceStagger = 300 * time.Millisecond
+	// until WireGuard gives up on the session 15 s later. The race needs
+	// the two initiations within a fraction of a millisecond, so 100 ms
+	// keeps them apart under any load; where the other side's handshake
+	// takes longer than that (a long link), our late one is merely a spare
+	// handshake, since it no longer crosses: the other side already has
+	// our response. It delays the recovery of a restarted gateway with the
+	// larger key by as much.
+	announceStagger = 100 * time.Millisecond
 )
 
 // Crossed handshakes. When both gateways start a handshake within one
