@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"sync"
 
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -35,13 +33,9 @@ type wgClient interface {
 }
 
 type kernelDevice struct {
-	name  string
-	log   *slog.Logger
+	core
 	links linker
 	wg    wgClient
-
-	mu     sync.Mutex
-	closed bool
 }
 
 func openKernel(ctx context.Context, opts OpenOptions) (Device, error) {
@@ -67,25 +61,17 @@ func openKernelWith(_ context.Context, opts OpenOptions, links linker, newClient
 		wg.Close()
 		return fail(err)
 	}
-	return &kernelDevice{name: opts.Name, log: opts.Logger, links: links, wg: wg}, nil
-}
-
-func (d *kernelDevice) Name() string    { return d.name }
-func (d *kernelDevice) Backend() string { return BackendKernel }
-
-func (d *kernelDevice) Configure(want Config) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return net.ErrClosed
-	}
-	return applyDiff(d.name, d.log, want, d.state, func(cfg wgtypes.Config) error {
+	d := &kernelDevice{links: links, wg: wg}
+	d.core = core{name: opts.Name, log: opts.Logger, read: d.state, write: func(cfg wgtypes.Config) error {
 		if err := d.wg.ConfigureDevice(d.name, cfg); err != nil {
 			return fmt.Errorf("configure %s: %w", d.name, err)
 		}
 		return nil
-	})
+	}}
+	return d, nil
 }
+
+func (d *kernelDevice) Backend() string { return BackendKernel }
 
 func (d *kernelDevice) state() (*wgtypes.Device, error) {
 	cur, err := d.wg.Device(d.name)
@@ -95,26 +81,10 @@ func (d *kernelDevice) state() (*wgtypes.Device, error) {
 	return cur, nil
 }
 
-func (d *kernelDevice) Stats() ([]PeerStats, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, net.ErrClosed
-	}
-	cur, err := d.state()
-	if err != nil {
-		return nil, err
-	}
-	return peerStats(cur), nil
-}
-
 func (d *kernelDevice) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	if !d.markClosed() {
 		return net.ErrClosed
 	}
-	d.closed = true
 	var errs []error
 	if err := d.wg.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close wgctrl client: %w", err))

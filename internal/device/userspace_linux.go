@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -19,15 +18,11 @@ import (
 // Stats talk to it in-process (IpcSet/IpcGet); the UAPI socket exists only
 // so that stock `wg` can look at and change the interface.
 type userspaceDevice struct {
-	name string
-	log  *slog.Logger
+	core
 	dev  *device.Device
 	uapi net.Listener
 
 	acceptDone chan struct{}
-
-	mu     sync.Mutex
-	closed bool
 }
 
 func openUserspace(_ context.Context, opts OpenOptions) (Device, error) {
@@ -57,13 +52,8 @@ func openUserspace(_ context.Context, opts OpenOptions) (Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("listen on UAPI socket %s: %w", uapiSocketPath(opts.Name), err)
 	}
-	d := &userspaceDevice{
-		name:       opts.Name,
-		log:        opts.Logger,
-		dev:        dev,
-		uapi:       l,
-		acceptDone: make(chan struct{}),
-	}
+	d := &userspaceDevice{dev: dev, uapi: l, acceptDone: make(chan struct{})}
+	d.core = core{name: opts.Name, log: opts.Logger, read: d.state, write: d.ipcSet}
 	go d.serveUAPI()
 
 	if err := (netlinkLinker{}).SetUp(opts.Name); err != nil {
@@ -88,10 +78,7 @@ func (d *userspaceDevice) serveUAPI() {
 	for {
 		c, err := d.uapi.Accept()
 		if err != nil {
-			d.mu.Lock()
-			closed := d.closed
-			d.mu.Unlock()
-			if !closed {
+			if !d.isClosed() {
 				d.log.Warn("UAPI socket stopped; `wg` can no longer see this interface until lanlink restarts", "err", err)
 			}
 			return
@@ -100,38 +87,17 @@ func (d *userspaceDevice) serveUAPI() {
 	}
 }
 
-func (d *userspaceDevice) Name() string    { return d.name }
 func (d *userspaceDevice) Backend() string { return BackendUserspace }
 
-func (d *userspaceDevice) Configure(want Config) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return net.ErrClosed
-	}
-	return applyDiff(d.name, d.log, want, d.state, func(cfg wgtypes.Config) error {
-		if err := d.dev.IpcSet(uapiSet(cfg)); err != nil {
-			var ipcErr *device.IPCError
-			if errors.As(err, &ipcErr) && ipcErr.ErrorCode() == ipc.IpcErrorPortInUse {
-				return fmt.Errorf("configure %s: listen port %d is in use by another program: free it or choose another port in the plan: %w", d.name, want.ListenPort, err)
-			}
-			return fmt.Errorf("configure %s: %w", d.name, err)
+func (d *userspaceDevice) ipcSet(cfg wgtypes.Config) error {
+	if err := d.dev.IpcSet(uapiSet(cfg)); err != nil {
+		var ipcErr *device.IPCError
+		if errors.As(err, &ipcErr) && ipcErr.ErrorCode() == ipc.IpcErrorPortInUse && cfg.ListenPort != nil {
+			return fmt.Errorf("configure %s: listen port %d is in use by another program: free it or choose another port in the plan: %w", d.name, *cfg.ListenPort, err)
 		}
-		return nil
-	})
-}
-
-func (d *userspaceDevice) Stats() ([]PeerStats, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, net.ErrClosed
+		return fmt.Errorf("configure %s: %w", d.name, err)
 	}
-	cur, err := d.state()
-	if err != nil {
-		return nil, err
-	}
-	return peerStats(cur), nil
+	return nil
 }
 
 func (d *userspaceDevice) state() (*wgtypes.Device, error) {
@@ -151,13 +117,9 @@ func (d *userspaceDevice) state() (*wgtypes.Device, error) {
 // whose device is gone, then stops wireguard-go, which closes the bind and
 // the TUN (the kernel deletes the interface with its last descriptor).
 func (d *userspaceDevice) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.markClosed() {
 		return net.ErrClosed
 	}
-	d.closed = true
-	d.mu.Unlock()
 
 	err := d.uapi.Close()
 	<-d.acceptDone
