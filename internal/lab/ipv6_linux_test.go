@@ -1,13 +1,9 @@
 package lab
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,37 +212,8 @@ func TestIPv6Lab(t *testing.T) {
 
 	t.Run("remote LAN6 traffic is routed to the local gateway", func(t *testing.T) {
 		from, to := o1.Hosts[0], o2.Hosts[0]
-		rules := fmt.Sprintf("table ip6 labtest6 {\n\tchain pre {\n\t\ttype filter hook prerouting priority 0; policy accept;\n\t\tip6 saddr %s ip6 daddr %s udp dport 9 counter\n\t}\n}\n",
-			from.Addr6, to.Addr6)
-		if _, err := o1.Gateway.execInput(ctx, []byte(rules), "nft", "-f", "-"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { o1.Gateway.Exec(context.Background(), "nft", "delete", "table", "ip6", "labtest6") })
-		c, err := from.DialUDP(netip.AddrPortFrom(to.Addr6, 9))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		for range 3 {
-			if _, err := c.Write([]byte("to office 2")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var packets int
-		for deadline := time.Now().Add(2 * time.Second); packets < 3 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-			out, err := o1.Gateway.Exec(ctx, "nft", "list", "chain", "ip6", "labtest6", "pre")
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(string(out))
-			if m == nil {
-				t.Fatalf("no counter in %s", out)
-			}
-			packets, _ = strconv.Atoi(m[1])
-		}
-		if packets != 3 {
-			t.Errorf("gateway saw %d of the host's 3 IPv6 packets to the remote LAN6", packets)
+		if n := sentThroughGateway(t, o1.Gateway, from, from.Addr6, to.Addr6); n != 3 {
+			t.Errorf("gateway saw %d of the host's 3 IPv6 packets to the remote LAN6", n)
 		}
 	})
 

@@ -218,40 +218,10 @@ func TestTwoOffices(t *testing.T) {
 		if want := "via " + o1.GatewayLAN.String(); !strings.Contains(string(out), want) {
 			t.Errorf("router route to office 2's host: %q, want %q", out, want)
 		}
-		// And observe it: count, in the gateway, packets from the host to
-		// the remote LAN.
-		rules := fmt.Sprintf("table ip labtest {\n\tchain pre {\n\t\ttype filter hook prerouting priority 0; policy accept;\n\t\tip saddr %s ip daddr %s udp dport 9 counter\n\t}\n}\n",
-			o1.Hosts[0].Addr, o2.Hosts[0].Addr)
-		if _, err := o1.Gateway.execInput(ctx, []byte(rules), "nft", "-f", "-"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { o1.Gateway.Exec(context.Background(), "nft", "delete", "table", "ip", "labtest") })
-		c, err := o1.Hosts[0].DialUDP(netip.AddrPortFrom(o2.Hosts[0].Addr, 9))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		for range 3 {
-			if _, err := c.Write([]byte("to office 2")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var packets int
-		deadline := time.Now().Add(2 * time.Second)
-		for packets < 3 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-			out, err := o1.Gateway.Exec(ctx, "nft", "list", "chain", "ip", "labtest", "pre")
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(string(out))
-			if m == nil {
-				t.Fatalf("no counter in %s", out)
-			}
-			packets, _ = strconv.Atoi(m[1])
-		}
-		if packets != 3 {
-			t.Errorf("gateway saw %d of the host's 3 packets to the remote LAN", packets)
+		// And observe it: the gateway sees the host's packets to the
+		// remote LAN.
+		if n := sentThroughGateway(t, o1.Gateway, o1.Hosts[0], o1.Hosts[0].Addr, o2.Hosts[0].Addr); n != 3 {
+			t.Errorf("gateway saw %d of the host's 3 packets to the remote LAN", n)
 		}
 	})
 
@@ -609,4 +579,46 @@ func TestNames(t *testing.T) {
 			t.Errorf("interface name %q longer than 15", iface)
 		}
 	}
+}
+
+// sentThroughGateway sends 3 UDP packets from host (source src) to dst
+// and returns how many of them gw's prerouting hook counted (waiting up to
+// 2 s for all 3). The counting table is removed again.
+func sentThroughGateway(t *testing.T, gw, host *Node, src, dst netip.Addr) int {
+	t.Helper()
+	ctx := context.Background()
+	fam, match := "ip", "ip"
+	if dst.Is6() {
+		fam, match = "ip6", "ip6"
+	}
+	rules := fmt.Sprintf("table %s labtest {\n\tchain pre {\n\t\ttype filter hook prerouting priority 0; policy accept;\n\t\t%s saddr %s %s daddr %s udp dport 9 counter\n\t}\n}\n",
+		fam, match, src, match, dst)
+	if _, err := gw.execInput(ctx, []byte(rules), "nft", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Exec(ctx, "nft", "delete", "table", fam, "labtest")
+	c, err := host.DialUDP(netip.AddrPortFrom(dst, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if _, err := c.Write([]byte("to the remote LAN")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var packets int
+	for deadline := time.Now().Add(2 * time.Second); packets < 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		out, err := gw.Exec(ctx, "nft", "list", "chain", fam, "labtest", "pre")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("no counter in %s", out)
+		}
+		packets, _ = strconv.Atoi(m[1])
+	}
+	return packets
 }
