@@ -28,7 +28,7 @@ import (
 //     name finds the new one. Waiting for the rekey window (135 s) or the
 //     periodic re-resolution (5 min) is slow, so a peer that has been sent
 //     packets but has not answered for unresponsiveAfter is re-resolved
-//     (at most every reresolveGap per peer). A false alarm costs one DNS
+//     (then at most every reresolveGap while it stays silent). A false alarm costs one DNS
 //     lookup whose answer changes nothing.
 const (
 	// healthEvery is how often peer counters are checked (one UAPI or
@@ -217,7 +217,12 @@ func (a *Agent) checkHealth(ctx context.Context, now time.Time) {
 		}
 		silent := s.TxBytes > h.txAtRx && now.Sub(h.heard) >= unresponsiveAfter
 		old := now.Sub(s.LastHandshake) > rekeyWindow
-		if (silent || old) && now.Sub(h.resolved) >= reresolveGap {
+		// The gap bounds lookups within one silence; a new silence
+		// (the peer answered since the last lookup) gets its first one
+		// at once: an office whose address changes twice in a few
+		// seconds is followed both times.
+		fresh := silent && h.resolved.Before(h.heard)
+		if (silent || old) && (fresh || now.Sub(h.resolved) >= reresolveGap) {
 			h.resolved = now
 			stale = append(stale, p.PublicKey)
 			if silent {

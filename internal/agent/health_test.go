@@ -122,8 +122,9 @@ func TestReloadAnnounces(t *testing.T) {
 }
 
 // A peer with a DNS endpoint that we send to but that stops answering is
-// re-resolved after unresponsiveAfter, at most every reresolveGap; one
-// that answers, or one we do not send to, is left alone.
+// re-resolved after unresponsiveAfter, then at most every reresolveGap
+// while it stays silent; one that answers, or one we do not send to, is
+// left alone.
 func TestSilentPeerIsReresolved(t *testing.T) {
 	n := newTestNet(t, threeSites...)
 	sys := newFakeSystem()
@@ -168,6 +169,16 @@ func TestSilentPeerIsReresolved(t *testing.T) {
 	tick(20*time.Second, 200, 500)
 	if got := endpoint(); got != "203.0.113.21:51820" {
 		t.Errorf("after %v: endpoint = %q, want 203.0.113.21:51820", reresolveGap, got)
+	}
+
+	// It answers again, then moves again within the gap: a new silence
+	// gets its first lookup after unresponsiveAfter, not reresolveGap.
+	tick(21*time.Second, 300, 600)
+	sys.setName("beta.example.test", "203.0.113.22")
+	tick(22*time.Second, 300, 700)
+	tick(21*time.Second+unresponsiveAfter, 300, 800)
+	if got := endpoint(); got != "203.0.113.22:51820" {
+		t.Errorf("new silence %v after the peer answered: endpoint = %q, want 203.0.113.22:51820", unresponsiveAfter, got)
 	}
 }
 
