@@ -71,8 +71,9 @@ type FirewallChain struct {
 	Chain  string
 	Policy string // "accept" or "drop"
 	Rules  []FirewallRule
-	// Opaque is set when the rules could not be read one by one
-	// (iptables-legacy); RuleCount still says how many there are.
+	// Opaque is set when the rules could not be read one by one (an
+	// iptables-legacy rule with a target doctor does not know); Rules is
+	// then empty and RuleCount still says how many there are.
 	Opaque    bool
 	RuleCount int
 }

@@ -177,6 +177,23 @@ func TestBroken(t *testing.T) {
 			id: "firewall", status: Fail, detail: []string{"iptables-legacy filter FORWARD drops"}, fix: []string{"iptables-legacy -I FORWARD -i eth0 -o lanlink0 -j ACCEPT"}, othersSame: true,
 		},
 		{
+			name: "iptables-legacy established-only rule before policy drop",
+			breakIt: func(f *fakeObserver) {
+				f.chains = []FirewallChain{{Source: "iptables-legacy", Family: "ip", Table: "filter", Chain: "FORWARD", Policy: drop, RuleCount: 1,
+					Rules: []FirewallRule{{EstablishedOnly: true, Verdict: "accept"}}}}
+			},
+			id: "firewall", status: Fail, detail: []string{"iptables-legacy filter FORWARD drops new connections eth0 → lanlink0 (policy drop) and lanlink0 → eth0 (policy drop)"},
+			fix: []string{"iptables-legacy -I FORWARD -i eth0 -o lanlink0 -j ACCEPT", "iptables-legacy -I FORWARD -i lanlink0 -o eth0 -j ACCEPT"}, othersSame: true,
+		},
+		{
+			name: "iptables-legacy with doctor's fix applied",
+			breakIt: func(f *fakeObserver) {
+				f.chains = []FirewallChain{{Source: "iptables-legacy", Family: "ip", Table: "filter", Chain: "FORWARD", Policy: drop, RuleCount: 3,
+					Rules: []FirewallRule{{IIF: "lanlink0", OIF: "eth0", Verdict: "accept"}, {IIF: "eth0", OIF: "lanlink0", Verdict: "accept"}, {EstablishedOnly: true, Verdict: "accept"}}}}
+			},
+			id: "firewall", status: OK, othersSame: true,
+		},
+		{
 			name: "iptables-legacy rules lanlink cannot read",
 			breakIt: func(f *fakeObserver) {
 				f.chains = []FirewallChain{{Source: "iptables-legacy", Family: "ip", Table: "filter", Chain: "FORWARD", Policy: "accept", Opaque: true, RuleCount: 3}}

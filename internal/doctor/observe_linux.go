@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -404,21 +405,68 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// iptables-legacy kernel interface (linux/netfilter_ipv4/ip_tables.h).
+// iptables-legacy kernel interface (linux/netfilter_ipv4/ip_tables.h,
+// linux/netfilter/x_tables.h), as laid out on 64-bit Linux.
 const (
 	iptSoGetInfo    = 64 // IPT_SO_GET_INFO
 	iptSoGetEntries = 65 // IPT_SO_GET_ENTRIES
 	nfInetForward   = 2
 	iptInfoSize     = 84 // struct ipt_getinfo
 	iptEntriesHdr   = 40 // struct ipt_get_entries up to entrytable (8-aligned)
+
+	// struct ipt_entry: struct ipt_ip (src, dst, smsk, dmsk, iniface[16],
+	// outiface[16], iniface_mask[16], outiface_mask[16], proto u16, flags
+	// u8, invflags u8), nfcache u32, target_offset u16, next_offset u16,
+	// comefrom u32, counters; then the matches, then the target.
+	iptEntrySize      = 112
+	iptIniface        = 16
+	iptOutiface       = 32
+	iptInifaceMask    = 48
+	iptOutifaceMask   = 64
+	iptProto          = 80
+	iptFlags          = 82
+	iptInvflags       = 83
+	iptTargetOffset   = 88
+	iptNextOffset     = 90
+	iptFGoto          = 0x02 // IPT_F_GOTO: the jump is a goto
+	iptInvViaIn       = 0x01 // IPT_INV_VIA_IN
+	iptInvViaOut      = 0x02 // IPT_INV_VIA_OUT
+	xtHeaderSize      = 32   // xt_entry_match / xt_entry_target: size u16, name[29], revision u8
+	xtExtensionMaxLen = 29
+
+	// Standard verdicts are stored as -verdict-1; XT_RETURN is
+	// -NF_REPEAT-1. A non-negative value is the offset of a jump's target.
+	xtVerdictDrop   = -1
+	xtVerdictAccept = -2
+	xtVerdictReturn = -5
+
+	// struct xt_conntrack_mtinfo3 (linux/netfilter/xt_conntrack.h): eight
+	// union nf_inet_addr (16 bytes each), expires_min/max u32, l4proto
+	// and four ports u16, then match_flags, invert_flags, state_mask.
+	ctInfo3MatchFlags  = 146
+	ctInfo3InvertFlags = 148
+	ctInfo3StateMask   = 150
+	xtConntrackState   = 1 << 0  // XT_CONNTRACK_STATE
+	xtConntrackAlias   = 1 << 13 // XT_CONNTRACK_STATE_ALIAS: `-m state` spelled as conntrack; only iptables reads it
+	// State bits of both the state and the conntrack match: INVALID,
+	// ESTABLISHED and RELATED never match the first packet of a
+	// connection. Every other bit can (NEW; conntrack's SNAT, DNAT and
+	// UNTRACKED; state's UNTRACKED).
+	xtStateNotFirst = 1<<0 | 1<<1 | 1<<2
+	xtStateNew      = 1 << 3
 )
 
 // legacyForward reads the FORWARD chain of the legacy iptables filter
-// table without iptables: its policy, and how many rules it holds. The
-// rules themselves are not decoded (each match is a kernel module's own
-// binary struct), so callers treat the chain as Opaque.
+// table without iptables: its policy and its rules, decoded as far as
+// parseLegacyForward understands them.
 func legacyForward() (*FirewallChain, error) {
-	b, err := os.ReadFile("/proc/net/ip_tables_names")
+	// thread-self: the calling thread's network namespace, which may not
+	// be the process's (a thread moved with setns).
+	names := "/proc/thread-self/net/ip_tables_names"
+	if _, err := os.Stat("/proc/thread-self"); err != nil {
+		names = "/proc/net/ip_tables_names"
+	}
+	b, err := os.ReadFile(names)
 	if err != nil || !strings.Contains("\n"+string(b), "\nfilter\n") {
 		return nil, nil // module not loaded or no filter table: nothing to read
 	}
@@ -453,7 +501,10 @@ func getsockopt(fd int, opt int, buf []byte) error {
 }
 
 // parseLegacyForward reads the FORWARD chain from an ipt_getinfo and the
-// entry table of ipt_get_entries.
+// entry table of ipt_get_entries: the rules from the chain's hook entry up
+// to its underflow (the policy entry), so user-defined chains elsewhere
+// in the table are never walked. When some rule has a target it cannot
+// decode, the chain is Opaque: its rules are left out and only counted.
 func parseLegacyForward(info, table []byte) (*FirewallChain, error) {
 	if len(info) < iptInfoSize {
 		return nil, errors.New("short ipt_getinfo")
@@ -464,35 +515,199 @@ func parseLegacyForward(info, table []byte) (*FirewallChain, error) {
 	}
 	hookEntry := binary.NativeEndian.Uint32(info[36+4*nfInetForward:])
 	underflow := binary.NativeEndian.Uint32(info[56+4*nfInetForward:])
-	// struct ipt_entry: ipt_ip (84), nfcache (4), target_offset (u16 at
-	// 88), next_offset (u16 at 90), comefrom, counters; the standard
-	// target's verdict follows the 32-byte xt_entry_target header.
-	rules := 0
-	for off := hookEntry; off < underflow; {
-		if int(off)+92 > len(table) {
-			return nil, errors.New("iptables-legacy entry table truncated")
-		}
-		next := binary.NativeEndian.Uint16(table[off+90:])
-		if next == 0 {
-			return nil, errors.New("iptables-legacy entry with zero size")
-		}
-		rules++
-		off += uint32(next)
+	if hookEntry > underflow {
+		return nil, errors.New("iptables-legacy FORWARD entry after its underflow")
 	}
-	if int(underflow)+92 > len(table) {
-		return nil, errors.New("iptables-legacy policy entry out of range")
+	var rules []FirewallRule
+	opaque := false
+	off := hookEntry
+	for off < underflow {
+		e, err := legacyEntry(table, off)
+		if err != nil {
+			return nil, err
+		}
+		r, ok := decodeLegacyRule(e, off)
+		opaque = opaque || !ok
+		rules = append(rules, r)
+		off += uint32(len(e))
 	}
-	tOff := uint32(binary.NativeEndian.Uint16(table[underflow+88:]))
-	vOff := underflow + tOff + 32
-	if int(vOff)+4 > len(table) {
+	if off != underflow {
+		return nil, errors.New("iptables-legacy FORWARD rules overrun its policy entry")
+	}
+	policy, err := legacyEntry(table, underflow)
+	if err != nil {
+		return nil, fmt.Errorf("iptables-legacy policy entry: %w", err)
+	}
+	tOff := binary.NativeEndian.Uint16(policy[iptTargetOffset:])
+	if int(tOff)+xtHeaderSize+4 > len(policy) {
 		return nil, errors.New("iptables-legacy policy target out of range")
 	}
-	fc := &FirewallChain{Source: "iptables-legacy", Family: "ip", Table: "filter", Chain: "FORWARD", Opaque: true, RuleCount: rules, Policy: "accept"}
-	// Standard verdicts are stored as -verdict-1: NF_DROP (0) is -1.
-	if int32(binary.NativeEndian.Uint32(table[vOff:])) == -1 {
+	fc := &FirewallChain{Source: "iptables-legacy", Family: "ip", Table: "filter", Chain: "FORWARD", RuleCount: len(rules), Policy: "accept"}
+	if int32(binary.NativeEndian.Uint32(policy[int(tOff)+xtHeaderSize:])) == xtVerdictDrop {
 		fc.Policy = "drop"
 	}
+	if opaque {
+		fc.Opaque = true
+	} else {
+		fc.Rules = rules
+	}
 	return fc, nil
+}
+
+// legacyEntry returns the ipt_entry at off, bounds-checked: its matches
+// and target lie within it.
+func legacyEntry(table []byte, off uint32) ([]byte, error) {
+	if uint64(off)+iptEntrySize > uint64(len(table)) {
+		return nil, errors.New("iptables-legacy entry table truncated")
+	}
+	next := binary.NativeEndian.Uint16(table[off+iptNextOffset:])
+	tOff := binary.NativeEndian.Uint16(table[off+iptTargetOffset:])
+	switch {
+	case next == 0:
+		return nil, errors.New("iptables-legacy entry with zero size")
+	case uint64(off)+uint64(next) > uint64(len(table)):
+		return nil, errors.New("iptables-legacy entry table truncated")
+	case tOff < iptEntrySize || int(tOff)+xtHeaderSize > int(next):
+		return nil, fmt.Errorf("iptables-legacy entry at %d: target offset %d outside its %d bytes", off, tOff, next)
+	}
+	return table[off : off+uint32(next)], nil
+}
+
+// decodeLegacyRule reduces one ipt_entry (at offset off of the table) to
+// what evalChain evaluates. ok is false when its target is one whose
+// effect doctor does not know; the rule is then not to be trusted.
+func decodeLegacyRule(e []byte, off uint32) (r FirewallRule, ok bool) {
+	var ip [16]byte
+	copy(ip[:], e[:16]) // src, dst, smsk, dmsk
+	if ip != [16]byte{} || binary.NativeEndian.Uint16(e[iptProto:]) != 0 {
+		r.Conditional = true
+	}
+	flags, inv := e[iptFlags], e[iptInvflags]
+	if flags&^iptFGoto != 0 || inv&^(iptInvViaIn|iptInvViaOut) != 0 {
+		r.Conditional = true // fragments, inverted address or protocol
+	}
+	// An inverted or wildcard interface test is left to Conditional.
+	if name, exact := legacyIface(e[iptIniface:iptIniface+16], e[iptInifaceMask:iptInifaceMask+16]); exact && inv&iptInvViaIn == 0 {
+		r.IIF = name
+	} else {
+		r.Conditional = true
+	}
+	if name, exact := legacyIface(e[iptOutiface:iptOutiface+16], e[iptOutifaceMask:iptOutifaceMask+16]); exact && inv&iptInvViaOut == 0 {
+		r.OIF = name
+	} else {
+		r.Conditional = true
+	}
+
+	tOff := int(binary.NativeEndian.Uint16(e[iptTargetOffset:]))
+	for m := iptEntrySize; m < tOff; {
+		if m+xtHeaderSize > tOff {
+			return r, false
+		}
+		size := int(binary.NativeEndian.Uint16(e[m:]))
+		if size < xtHeaderSize || m+size > tOff {
+			return r, false
+		}
+		est, cond := legacyMatch(xtName(e[m+2:m+2+xtExtensionMaxLen]), e[m+31], e[m+xtHeaderSize:m+size])
+		r.EstablishedOnly = r.EstablishedOnly || est
+		r.Conditional = r.Conditional || cond
+		m += size
+	}
+
+	t := e[tOff:]
+	tSize := int(binary.NativeEndian.Uint16(t))
+	if tSize < xtHeaderSize || tSize > len(t) {
+		return r, false
+	}
+	switch xtName(t[2 : 2+xtExtensionMaxLen]) {
+	case "": // the standard target: a verdict or a jump
+		if tSize < xtHeaderSize+4 {
+			return r, false
+		}
+		switch v := int32(binary.NativeEndian.Uint32(t[xtHeaderSize:])); {
+		case v == xtVerdictAccept:
+			r.Verdict = "accept"
+		case v == xtVerdictDrop:
+			r.Verdict = "drop"
+		case v == xtVerdictReturn:
+			r.Verdict = "return"
+		case v >= 0 && uint32(v) == off+uint32(len(e)):
+			r.Verdict = "" // no -j: iptables falls through to the next rule
+		case v >= 0 && flags&iptFGoto != 0:
+			r.Verdict = "goto"
+		case v >= 0:
+			r.Verdict = "jump"
+		default:
+			return r, false // QUEUE, or a verdict iptables does not write
+		}
+	case "REJECT":
+		r.Verdict = "reject"
+	case "LOG", "NFLOG", "TCPMSS":
+		// Non-terminating: they log or rewrite, then the next rule runs.
+		r.Verdict = ""
+	default:
+		return r, false // ERROR (never inside a chain), DNAT, NFQUEUE, …
+	}
+	return r, true
+}
+
+// legacyIface decodes an ipt_ip interface name and mask. exact is true
+// for no interface test (an all-zero mask) and for a whole name (the mask
+// covers the name and its NUL); a "+" wildcard (the mask covers only the
+// prefix) or any other mask is not exact.
+func legacyIface(name, mask []byte) (string, bool) {
+	n := 0
+	for n < len(mask) && mask[n] == 0xff {
+		n++
+	}
+	for _, c := range mask[n:] {
+		if c != 0 {
+			return "", false
+		}
+	}
+	if n == 0 {
+		return "", true
+	}
+	s := xtName(name)
+	if len(s) == 0 || n != len(s)+1 {
+		return "", false
+	}
+	return s, true
+}
+
+// legacyMatch classifies one match by its name, revision and data:
+// established (a state test that never matches a connection's first
+// packet) or conditional (anything else).
+func legacyMatch(name string, rev byte, data []byte) (established, conditional bool) {
+	var mask uint32
+	switch {
+	case name == "state" && rev == 0 && len(data) >= 4:
+		// struct xt_state_info { unsigned int statemask; }
+		mask = binary.NativeEndian.Uint32(data)
+	case name == "conntrack" && rev == 3 && len(data) >= ctInfo3StateMask+2:
+		flags := binary.NativeEndian.Uint16(data[ctInfo3MatchFlags:])
+		invert := binary.NativeEndian.Uint16(data[ctInfo3InvertFlags:])
+		if flags&xtConntrackState == 0 || flags&^(xtConntrackState|xtConntrackAlias) != 0 || invert != 0 {
+			return false, true
+		}
+		mask = uint32(binary.NativeEndian.Uint16(data[ctInfo3StateMask:]))
+	default:
+		return false, true
+	}
+	switch {
+	case mask&^xtStateNotFirst == 0:
+		return true, false
+	case mask&xtStateNew != 0:
+		return false, false // matches every first packet, as nftables' "ct state new"
+	}
+	return false, true // SNAT, DNAT or UNTRACKED without NEW: some first packets
+}
+
+// xtName is a NUL-terminated name of an xt header or interface field.
+func xtName(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 // ProbeRouterRoute sends an echo request to router with source src from
