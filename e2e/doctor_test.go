@@ -187,6 +187,28 @@ func TestDoctor(t *testing.T) {
 		wantCheck(t, rep, "firewall", doctor.OK, nil, nil)
 	})
 
+	t.Run("iptables-legacy forward drop", func(t *testing.T) {
+		// The legacy table lives in gw1's namespace only, like the nftables
+		// one above; the reply rule is what such gateways usually carry.
+		sh(t, gw1, "iptables-legacy -w 5 -P FORWARD DROP; iptables-legacy -w 5 -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+		t.Cleanup(func() { sh(t, gw1, "iptables-legacy -w 5 -P FORWARD ACCEPT; iptables-legacy -w 5 -F FORWARD") })
+		if !pingFails(t, s1.host(), s2.host()) {
+			t.Error("LAN-to-LAN ping works through iptables-legacy FORWARD policy drop: the break is not real")
+		}
+		rep, _ := n.doctor(s1, "--no-probe")
+		r := wantCheck(t, rep, "firewall", doctor.Fail, []string{"iptables-legacy filter FORWARD drops new connections", "policy drop"},
+			[]string{
+				fmt.Sprintf("iptables-legacy -I FORWARD -i %s -o %s -j ACCEPT", gw1.Iface, iface),
+				fmt.Sprintf("iptables-legacy -I FORWARD -i %s -o %s -j ACCEPT", iface, gw1.Iface),
+			})
+		// The printed fix is the fix: apply it as the admin would, and
+		// doctor must read the rules it asked for and go green.
+		sh(t, gw1, r.Fix)
+		waitPing(t, s1.host(), s2.host().Addr, 3*time.Second)
+		rep, _ = n.doctor(s1, "--no-probe")
+		wantCheck(t, rep, "firewall", doctor.OK, nil, nil)
+	})
+
 	t.Run("overlapping network", func(t *testing.T) {
 		addr := s2.office.LAN.Addr().Next().Next().Next() // in office2's LAN
 		sh(t, gw1, fmt.Sprintf("ip link add dtov0 type veth peer name dtov1; ip addr add %s/%d dev dtov0", addr, s2.office.LAN.Bits()))
