@@ -200,6 +200,35 @@ func TestLabUpStatusExecDown(t *testing.T) {
 	}
 }
 
+// `lab up --ipv6`: dual-stack offices and plan; the summary shows each
+// office's IPv6 LAN and IPv6 reachability between every pair, and a LAN
+// host reaches another office's host over IPv6 through lab exec.
+func TestLabUpIPv6(t *testing.T) {
+	t.Parallel()
+	name := newLabName(t)
+	out, code := labCLI(t, 2*time.Minute, "up", "--name", name, "--offices", "2", "--ipv6")
+	if code != 0 {
+		t.Fatalf("lab up --ipv6: exit %d\n%s", code, out)
+	}
+	rec := readLabRecord(t, name)
+	for _, want := range []string{"192.168.10.0/24 fd4c:6c00:0:10::/64", "10.255.0.2 fd4c:6cff::2", "v6 ✓"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lab up summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "✗") {
+		t.Errorf("lab up summary has an unreachable pair:\n%s", out)
+	}
+	out, code = labCLI(t, 30*time.Second, "exec", "--name", name, "office1", "--", "ping", "-c", "2", "-W", "2", "fd4c:6c00:0:20::a")
+	if code != 0 {
+		t.Errorf("ping office2's host over IPv6 from office1: exit %d\n%s", code, out)
+	}
+	if out, code := labCLI(t, time.Minute, "down", "--name", name); code != 0 {
+		t.Errorf("lab down: exit %d\n%s", code, out)
+	}
+	assertLabGone(t, name, rec)
+}
+
 func TestLabDownAfterFailedUp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -43,6 +43,7 @@ type labUpOpts struct {
 	name      string
 	offices   int
 	hosts     int
+	ipv6      bool
 	rtt       time.Duration
 	rate      string
 	loss      string
@@ -82,6 +83,7 @@ If anything fails, everything built so far is removed (unless
 	f.StringVar(&o.name, "name", "default", "the lab's name, to run several")
 	f.IntVar(&o.offices, "offices", 3, "number of offices, 2…8")
 	f.IntVar(&o.hosts, "hosts", 1, "LAN hosts per office besides the gateway, 1…16")
+	f.BoolVar(&o.ipv6, "ipv6", false, "dual stack: every office also gets an IPv6 LAN, and the plan an IPv6 tunnel prefix (the WAN stays IPv4)")
 	f.DurationVar(&o.rtt, "rtt", 0, "round-trip time the WAN adds between offices, e.g. 80ms")
 	f.StringVar(&o.rate, "rate", "", "bandwidth of each office's internet link, e.g. 500mbit or 1gbit")
 	f.StringVar(&o.loss, "loss", "", "packet loss in each direction, e.g. 0.1%")
@@ -183,7 +185,7 @@ func labUp(ctx context.Context, e *env, o labUpOpts) (err error) {
 	}
 
 	fmt.Fprintf(e.stdout, "building lab %q (id %s): %d offices, %d host(s) each…\n", o.name, st.ID, o.offices, o.hosts)
-	l, err = lab.New(ctx, nil, lab.Config{Offices: o.offices, HostsPerOffice: o.hosts, ID: st.ID})
+	l, err = lab.New(ctx, nil, lab.Config{Offices: o.offices, HostsPerOffice: o.hosts, ID: st.ID, IPv6: o.ipv6})
 	if err != nil {
 		if strings.Contains(err.Error(), "in use") {
 			err = fmt.Errorf("%w\nleftovers of an earlier lab %q? remove them with `lanlink lab down --name %s`", err, o.name, o.name)
@@ -196,6 +198,7 @@ func labUp(ctx context.Context, e *env, o labUpOpts) (err error) {
 	if err != nil {
 		return err
 	}
+	n.ipv6 = o.ipv6
 	st.Plan = n.plan
 	n.onProc = func(role string, p *lab.Proc) error {
 		st.Procs = append(st.Procs, procRecord(role, p))
@@ -212,7 +215,7 @@ func labUp(ctx context.Context, e *env, o labUpOpts) (err error) {
 		if err != nil {
 			return err
 		}
-		st.Offices = append(st.Offices, officeRecord(off, s.name, s.tunnel))
+		st.Offices = append(st.Offices, officeRecord(off, s.name, s.tunnels))
 	}
 	if err := step("keys"); err != nil {
 		return err
@@ -254,7 +257,7 @@ func labUp(ctx context.Context, e *env, o labUpOpts) (err error) {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  OFFICE\tLAN\tWAN (endpoint)\tGATEWAY\tHOSTS\tTUNNEL")
 	for _, s := range n.sites {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", s.name, s.office.LAN, s.office.Endpoint(), s.office.GatewayLAN, addrList(s.office.Hosts), s.tunnel)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", s.name, joinValid(s.office.LAN, s.office.LAN6), s.office.Endpoint(), s.office.GatewayLAN, addrList(s.office.Hosts), strings.Join(s.tunnels, " "))
 	}
 	tw.Flush()
 	if st.WAN != nil {
@@ -267,8 +270,12 @@ func labUp(ctx context.Context, e *env, o labUpOpts) (err error) {
 	if o.name != "default" {
 		nm = " --name " + o.name
 	}
-	fmt.Fprintf(&b, "\nnext:\n  sudo %s lab exec%s office1 -- ping -c 3 %s\n  sudo %s lab exec%s office2/gw -- ip route\n  sudo %s lab status%s\n  sudo %s lab down%s\n",
-		self, nm, l.Offices[1].Hosts[0].Addr, self, nm, self, nm, self, nm)
+	fmt.Fprintf(&b, "\nnext:\n  sudo %s lab exec%s office1 -- ping -c 3 %s\n", self, nm, l.Offices[1].Hosts[0].Addr)
+	if a6 := l.Offices[1].Hosts[0].Addr6; a6.IsValid() {
+		fmt.Fprintf(&b, "  sudo %s lab exec%s office1 -- ping -c 3 %s\n", self, nm, a6)
+	}
+	fmt.Fprintf(&b, "  sudo %s lab exec%s office2/gw -- ip route\n  sudo %s lab status%s\n  sudo %s lab down%s\n",
+		self, nm, self, nm, self, nm)
 	_, err = e.stdout.Write(b.Bytes())
 	return err
 }
@@ -412,7 +419,7 @@ func labStatus(ctx context.Context, e *env, st *labState) error {
 		for _, h := range o.Hosts {
 			hosts = append(hosts, h.Namespace+" "+h.Addr)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.Site, o.LAN, o.WAN, o.Router.Namespace, o.Gateway.Namespace+" "+o.Gateway.Addr, strings.Join(hosts, ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", o.Site, strings.TrimSpace(o.LAN+" "+o.LAN6), o.WAN, o.Router.Namespace, o.Gateway.Namespace+" "+o.Gateway.Addr, strings.Join(hosts, ", "))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

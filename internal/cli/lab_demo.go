@@ -80,7 +80,7 @@ func labDemo(ctx context.Context, e *env, within time.Duration) (err error) {
 			return err
 		}
 		say("   lanlink site add %s --lan %s --endpoint %s --public-key %s…  → tunnel %s\n",
-			s.name, o.LAN, o.Endpoint(), s.pub[:8], s.tunnel)
+			s.name, o.LAN, o.Endpoint(), s.pub[:8], s.tunnel())
 	}
 	say("\n3. `lanlink up` on the three gateways…\n")
 	agentsAt := time.Now()
@@ -138,7 +138,7 @@ func labDemo(ctx context.Context, e *env, within time.Duration) (err error) {
 	if err != nil {
 		return err
 	}
-	say("   keygen on its gateway; lanlink site add %s --lan %s --endpoint %s  → tunnel %s\n", s4.name, o4.LAN, o4.Endpoint(), s4.tunnel)
+	say("   keygen on its gateway; lanlink site add %s --lan %s --endpoint %s  → tunnel %s\n", s4.name, o4.LAN, o4.Endpoint(), s4.tunnel())
 	say("   (the running agents watch the plan file and pick the new site up by themselves)\n")
 	if err := n.startAgent(ctx, s4); err != nil {
 		return err

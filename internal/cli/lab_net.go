@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ type labNet struct {
 	plan     string
 	logs     string
 	detached bool // agents outlive this process (lab up)
+	ipv6     bool // dual stack: IPv6 LANs and tunnel prefix too
 	sites    []*labSite
 	wan      *labWANRun
 	// onProc is called after every process start, so lab up can record
@@ -36,11 +38,11 @@ type labNet struct {
 }
 
 type labSite struct {
-	name   string
-	office *lab.Office
-	pub    string
-	tunnel string
-	agent  *lab.Proc
+	name    string
+	office  *lab.Office
+	pub     string
+	tunnels []string // its tunnel address in each tunnel prefix
+	agent   *lab.Proc
 }
 
 // labWANRun is the running WAN emulation.
@@ -77,8 +79,18 @@ func (n *labNet) lanlink(ctx context.Context, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// The lab's tunnel prefixes: private, and used by no lab LAN.
+const (
+	labTunnel  = "10.255.0.0/24"
+	labTunnel6 = "fd4c:6cff::/64"
+)
+
 func (n *labNet) initPlan(ctx context.Context) error {
-	_, err := n.lanlink(ctx, "init", "-f", n.plan, "--tunnel", "10.255.0.0/24", "--name", "lab")
+	args := []string{"init", "-f", n.plan, "--tunnel", labTunnel, "--name", "lab"}
+	if n.ipv6 {
+		args = append(args, "--tunnel", labTunnel6)
+	}
+	_, err := n.lanlink(ctx, args...)
 	return err
 }
 
@@ -92,16 +104,36 @@ func (n *labNet) addSite(ctx context.Context, o *lab.Office) (*labSite, error) {
 		return nil, fmt.Errorf("keygen on %s's gateway: %w", s.name, err)
 	}
 	s.pub = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	out2, err := n.lanlink(ctx, "site", "add", s.name, "-f", n.plan, "--public-key", s.pub,
-		"--lan", o.LAN.String(), "--endpoint", o.Endpoint().String())
+	args := []string{"site", "add", s.name, "-f", n.plan, "--public-key", s.pub, "--lan", o.LAN.String()}
+	if o.LAN6.IsValid() {
+		args = append(args, "--lan", o.LAN6.String())
+	}
+	out2, err := n.lanlink(ctx, append(args, "--endpoint", o.Endpoint().String())...)
 	if err != nil {
 		return nil, err
 	}
-	if f := strings.Fields(out2); len(f) > 0 {
-		s.tunnel = f[0]
-	}
+	s.tunnels = strings.Fields(out2) // one per tunnel prefix
 	n.sites = append(n.sites, s)
 	return s, nil
+}
+
+// tunnel is the site's first (IPv4) tunnel address.
+func (s *labSite) tunnel() string {
+	if len(s.tunnels) == 0 {
+		return ""
+	}
+	return s.tunnels[0]
+}
+
+// joinValid lists the valid prefixes, space-separated.
+func joinValid(ps ...netip.Prefix) string {
+	var out []string
+	for _, p := range ps {
+		if p.IsValid() {
+			out = append(out, p.String())
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // startAgent runs `lanlink up` on the site's gateway.
@@ -227,21 +259,27 @@ func (n *labNet) wanOffice(ctx context.Context, o *lab.Office) error {
 // reach is the result of one LAN host reaching another.
 type reach struct {
 	from, to *labSite
+	dst      netip.Addr    // to's first host: its IPv4, or (dual stack) its IPv6 address
 	first    time.Duration // to the first reply
 	rtt      time.Duration // median of a few echoes after that
 	err      error
 }
 
 // reachAll pings, in parallel, from the first host of every `from` site to
-// the first host of every `to` site (skipping a site to itself) until each
-// answers or within passes, then measures each pair's RTT with three
-// echoes. It returns the pairs in order.
+// the first host of every `to` site (skipping a site to itself), over IPv4
+// and, on a dual-stack lab, over IPv6 too, until each answers or within
+// runs out, then measures a few echoes.
 func (n *labNet) reachAll(ctx context.Context, from, to []*labSite, within time.Duration) []reach {
 	var pairs []reach
 	for _, a := range from {
 		for _, b := range to {
-			if a != b {
-				pairs = append(pairs, reach{from: a, to: b})
+			if a == b {
+				continue
+			}
+			h := b.office.Hosts[0]
+			pairs = append(pairs, reach{from: a, to: b, dst: h.Addr})
+			if n.ipv6 && h.Addr6.IsValid() {
+				pairs = append(pairs, reach{from: a, to: b, dst: h.Addr6})
 			}
 		}
 	}
@@ -251,12 +289,12 @@ func (n *labNet) reachAll(ctx context.Context, from, to []*labSite, within time.
 	for i := range pairs {
 		wg.Go(func() {
 			p := &pairs[i]
-			src, dst := p.from.office.Hosts[0], p.to.office.Hosts[0].Addr
-			p.first, p.err = src.PingUntil(ctx, dst, 20*time.Millisecond)
+			src := p.from.office.Hosts[0]
+			p.first, p.err = src.PingUntil(ctx, p.dst, 20*time.Millisecond)
 			if p.err != nil {
 				return
 			}
-			res, err := src.PingStats(ctx, dst, 3, 20*time.Millisecond)
+			res, err := src.PingStats(ctx, p.dst, 3, 20*time.Millisecond)
 			if err != nil {
 				p.err = err
 				return
@@ -272,7 +310,7 @@ func reachErr(pairs []reach) error {
 	var errs []error
 	for _, p := range pairs {
 		if p.err != nil {
-			errs = append(errs, fmt.Errorf("%s → %s: %w", p.from.name, p.to.name, p.err))
+			errs = append(errs, fmt.Errorf("%s → %s (%s): %w", p.from.name, p.to.name, p.dst, p.err))
 		}
 	}
 	return errors.Join(errs...)
@@ -280,9 +318,10 @@ func reachErr(pairs []reach) error {
 
 // writeMatrix prints who reaches whom, with RTTs.
 func writeMatrix(w io.Writer, sites []*labSite, pairs []reach) {
-	res := map[[2]*labSite]reach{}
+	res := map[[2]*labSite][]reach{}
 	for _, p := range pairs {
-		res[[2]*labSite{p.from, p.to}] = p
+		k := [2]*labSite{p.from, p.to}
+		res[k] = append(res[k], p)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprint(tw, "  from \\ to")
@@ -293,15 +332,21 @@ func writeMatrix(w io.Writer, sites []*labSite, pairs []reach) {
 	for _, a := range sites {
 		fmt.Fprintf(tw, "  %s %s", a.name, a.office.Hosts[0].Addr)
 		for _, b := range sites {
-			cell := "—"
-			if p, ok := res[[2]*labSite{a, b}]; ok {
+			var cells []string
+			for _, p := range res[[2]*labSite{a, b}] {
+				cell := "✓ " + fmtMs(p.rtt)
 				if p.err != nil {
 					cell = "✗ unreachable"
-				} else {
-					cell = "✓ " + fmtMs(p.rtt)
 				}
+				if p.dst.Is6() {
+					cell = "v6 " + cell
+				}
+				cells = append(cells, cell)
 			}
-			fmt.Fprintf(tw, "\t%s", cell)
+			if len(cells) == 0 {
+				cells = []string{"—"}
+			}
+			fmt.Fprintf(tw, "\t%s", strings.Join(cells, ", "))
 		}
 		fmt.Fprintln(tw)
 	}

@@ -83,9 +83,11 @@ type labOffice struct {
 	Index    int       `json:"index"`
 	Site     string    `json:"site"`
 	LAN      string    `json:"lan"`
+	LAN6     string    `json:"lan6,omitempty"`
 	WAN      string    `json:"wan"`
 	Endpoint string    `json:"endpoint"`
 	Tunnel   string    `json:"tunnel,omitempty"`
+	Tunnel6  string    `json:"tunnel6,omitempty"`
 	Router   labNode   `json:"router"`
 	Gateway  labNode   `json:"gateway"`
 	Hosts    []labNode `json:"hosts"`
@@ -111,9 +113,18 @@ func nodeRecord(n *lab.Node) labNode {
 	return labNode{Namespace: n.Name, Addr: n.Addr.String(), RunDir: n.RunDir}
 }
 
-func officeRecord(o *lab.Office, site, tunnel string) labOffice {
+func officeRecord(o *lab.Office, site string, tunnels []string) labOffice {
 	r := labOffice{Index: o.Index, Site: site, LAN: o.LAN.String(), WAN: o.WAN.String(), Endpoint: o.Endpoint().String(),
-		Tunnel: tunnel, Router: nodeRecord(o.Router), Gateway: nodeRecord(o.Gateway)}
+		Router: nodeRecord(o.Router), Gateway: nodeRecord(o.Gateway)}
+	if o.LAN6.IsValid() {
+		r.LAN6 = o.LAN6.String()
+	}
+	if len(tunnels) > 0 {
+		r.Tunnel = tunnels[0]
+	}
+	if len(tunnels) > 1 {
+		r.Tunnel6 = tunnels[1]
+	}
 	for _, h := range o.Hosts {
 		r.Hosts = append(r.Hosts, nodeRecord(h))
 	}
