@@ -342,8 +342,9 @@ func linkLocal(t *testing.T, n *Node, iface string) netip.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The link-local address goes through DAD (about a second); wait for
-	// it to be usable, bounded.
+	// The lab turns DAD off (ipv6On), but the link-local address only
+	// appears once the link has carrier; wait for it, bounded, and
+	// accept only a usable (not tentative) one.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		addrs, err := h.AddrList(link, netlink.FAMILY_V6)
 		if err != nil {

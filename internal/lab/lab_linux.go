@@ -415,10 +415,27 @@ func (n *Node) enableIPv6(lan6 netip.Prefix) error {
 	if !lan6.IsValid() {
 		return nil
 	}
-	return n.sysctls([]sysctl{
+	return n.sysctls(ipv6On())
+}
+
+// ipv6On is IPv6 on, without duplicate address detection, for every
+// interface a namespace gets later (default/; a veth end created in
+// another namespace takes the defaults of the one it lands in). Global
+// addresses skip DAD anyway (addAddr); this is for the link-local ones.
+// While an interface's link-local address is tentative (a second or
+// more), the kernel sends no neighbour solicitation for a packet it
+// forwards out of it, since it solicits from that address: a router
+// would drop what it forwards to a fresh neighbour, such as a port
+// forward to the gateway or the internet's first packets to a new
+// office. The lab numbers every address itself and veth MACs are
+// random, so there is nothing for DAD to find.
+func ipv6On() []sysctl {
+	return []sysctl{
 		{"net/ipv6/conf/all/disable_ipv6", "0"},
 		{"net/ipv6/conf/default/disable_ipv6", "0"},
-	})
+		{"net/ipv6/conf/all/accept_dad", "0"},
+		{"net/ipv6/conf/default/accept_dad", "0"},
+	}
 }
 
 // sysctls writes /proc/sys/net entries inside the node's namespace: a
