@@ -68,8 +68,21 @@ type Config struct {
 	// gateway ::2 and hosts ::a, ::b, … (as .1, .2, .10, .11, …). Routers
 	// forward IPv6 and route every other office's LAN6 via their own
 	// gateway, as they do for IPv4. The WAN and the internet stay
-	// IPv4-only: IPv6 crosses offices only through a tunnel.
+	// IPv4-only (unless IPv6WAN): IPv6 crosses offices only through a
+	// tunnel.
 	IPv6 bool
+	// IPv6WAN gives the internet an IPv6 side too, so that WireGuard can
+	// run over IPv6 (Office.Endpoint6); it needs IPv6. Office i's WAN link
+	// also carries 2001:db8:0:<i>::/64 (wan6Prefix, from the IPv6
+	// documentation prefix 2001:db8::/32): the internet's side is ::1, the
+	// router's WAN6 ::2. The internet forwards IPv6 between the office
+	// links (connected routes only: no IPv6 route leads anywhere else, and
+	// none to the ULA LANs); each router's IPv6 default route is the
+	// internet's ::1, and its NAT mirrors IPv4 exactly (NAT66): IPv6
+	// leaving the WAN is masqueraded behind WAN6, and UDP Port arriving on
+	// the WAN is forwarded to GatewayLAN6 unless the office is in
+	// NoPortForward. LAN6s still reach each other only through a tunnel.
+	IPv6WAN bool
 	// ID names the lab: every namespace is "<ID>-…". Empty means a fresh
 	// random one (NewID). A given ID must match the scheme ("ll" + 4 of
 	// [0-9a-z]) and must not be in use.
@@ -141,6 +154,9 @@ func (c Config) validate() ([]netip.Prefix, error) {
 		if i < 1 || i > c.Offices {
 			return bad("NoPortForward has office %d: offices are numbered 1…%d", i, c.Offices)
 		}
+	}
+	if c.IPv6WAN && !c.IPv6 {
+		return bad("IPv6WAN without IPv6: an IPv6 WAN needs the offices' IPv6 LANs (set IPv6 too)")
 	}
 	if c.ID != "" && !idRe.MatchString(c.ID) {
 		return bad("ID = %q: want \"ll\" and 4 characters of [0-9a-z], or empty for a random one", c.ID)
@@ -231,6 +247,31 @@ func nth(p netip.Prefix, n int) netip.Addr {
 
 // wanAddr is office i's (1-based) initial public address.
 func wanAddr(i int) netip.Addr { return nth(wanNet, 10+i) }
+
+// wan6Net is the IPv6 documentation prefix (RFC 3849): every IPv6 WAN
+// address of a lab comes from it.
+var wan6Net = netip.MustParsePrefix("2001:db8::/32")
+
+// wan6Prefix is office i's (1-based) IPv6 WAN link with Config.IPv6WAN:
+// 2001:db8:0:<i>::/64, the subnet ID being i (offices 1…8 read the same in
+// hex and decimal).
+func wan6Prefix(i int) netip.Prefix {
+	a := wan6Net.Addr().As16()
+	binary.BigEndian.PutUint16(a[6:8], uint16(i))
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// On an office's IPv6 WAN link the internet is ::1 and the router ::2.
+func internetWAN6(i int) netip.Addr { return nth(wan6Prefix(i), 1) }
+func wan6Addr(i int) netip.Addr     { return nth(wan6Prefix(i), 2) }
+
+// wan6 is office i's IPv6 WAN address, or the zero Addr without IPv6WAN.
+func (c Config) wan6(i int) netip.Addr {
+	if !c.IPv6WAN {
+		return netip.Addr{}
+	}
+	return wan6Addr(i)
+}
 
 // Namespace names. Short on purpose: they also appear in interface names.
 func nsInternet(id string) string      { return id + "-inet" }

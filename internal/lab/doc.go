@@ -2,12 +2,12 @@
 // machine, for lanlink's end-to-end tests, benchmarks and `lanlink lab`.
 //
 // A lab reproduces the seed's setup: per office an internet router (NAT
-// with masquerade, one UDP port forwarded to the gateway, static routes to
-// every remote office LAN via the gateway), a gateway server where
-// `lanlink up` runs, and LAN hosts, all behind one internet namespace that
-// joins the routers' WAN sides. Every namespace is named "<ID>-…" with a
-// per-lab ID ("ll" + 4 base36 characters), so labs in parallel tests never
-// collide.
+// with masquerade, one UDP port forwarded to the gateway, for IPv6 too
+// with Config.IPv6WAN; static routes to every remote office LAN via the
+// gateway), a gateway server where `lanlink up` runs, and LAN hosts, all
+// behind one internet namespace that joins the routers' WAN sides. Every
+// namespace is named "<ID>-…" with a per-lab ID ("ll" + 4 base36
+// characters), so labs in parallel tests never collide.
 //
 // Safety rules this package enforces (DESIGN.md, "Network safety"):
 //
@@ -18,12 +18,15 @@
 //     namespace. Sysctls are written only from threads inside a lab
 //     namespace; nft runs only via `ip netns exec` in a router namespace.
 //   - Public addresses come only from the documentation ranges
-//     198.51.100.0/24 and 203.0.113.0/24; LANs must be private (RFC 1918)
-//     IPv4 prefixes, and their IPv6 halves (Config.IPv6) are ULA /64s of
-//     fd4c:6c00::/48. The WAN and the internet are IPv4-only: no router
+//     198.51.100.0/24 and 203.0.113.0/24 (and, with Config.IPv6WAN, the
+//     IPv6 documentation prefix 2001:db8::/32: 2001:db8:0:<i>::/64 per
+//     office link); LANs must be private (RFC 1918) IPv4 prefixes, and
+//     their IPv6 halves (Config.IPv6) are ULA /64s of fd4c:6c00::/48.
+//     Without IPv6WAN the WAN and the internet are IPv4-only: no router
 //     has an IPv6 route out of its office. No route leads out of the lab:
-//     the internet namespace has no uplink, so every packet stays inside
-//     the lab's namespaces.
+//     the internet namespace has no uplink (and, with IPv6WAN, IPv6
+//     routes only to the office links), so every packet stays inside the
+//     lab's namespaces.
 //   - Everything is removed: New deletes what it created when it fails
 //     half-way; Close (registered with tb.Cleanup) stops every process the
 //     lab started, by PID (SIGTERM, SIGKILL after StopGrace), closes every

@@ -46,7 +46,9 @@ type Lab struct {
 	// Internet is the namespace joining the routers' WAN sides. It routes
 	// (never bridges) between every office link and between
 	// 198.51.100.0/24 and 203.0.113.0/24 (addresses .1 in each, on every
-	// office link); its Iface is empty: see Office.InternetIface.
+	// office link); with Config.IPv6WAN also IPv6 between the office
+	// links' 2001:db8:0:<i>::/64 (address ::1 on each, so its Addr6 stays
+	// zero). Its Iface is empty: see Office.InternetIface.
 	Internet *Node
 	// Offices are numbered from 1: Offices[0].Index == 1.
 	Offices []*Office
@@ -78,7 +80,11 @@ type Office struct {
 	LAN     netip.Prefix
 	// WAN is the router's public address (198.51.100.(10+Index) at first;
 	// see ChangeWANAddress). Not safe to read concurrently with a change.
-	WAN      netip.Addr
+	WAN netip.Addr
+	// WAN6 is the router's IPv6 public address with Config.IPv6WAN
+	// (2001:db8:0:<Index>::2 on WANIface), zero without. It does not
+	// change: ChangeWANAddress moves only WAN.
+	WAN6     netip.Addr
 	WANIface string // in Router's namespace
 	// InternetIface is the office link's interface in the Internet
 	// namespace: what enters the internet from this office arrives on it,
@@ -99,6 +105,15 @@ type Office struct {
 // Endpoint is the office's public WireGuard endpoint as a plan would name it.
 func (o *Office) Endpoint() netip.AddrPort { return netip.AddrPortFrom(o.WAN, uint16(o.Port)) }
 
+// Endpoint6 is the office's public IPv6 WireGuard endpoint, [WAN6]:Port,
+// as a plan would name it; the zero AddrPort without Config.IPv6WAN.
+func (o *Office) Endpoint6() netip.AddrPort {
+	if !o.WAN6.IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(o.WAN6, uint16(o.Port))
+}
+
 // Node is one network namespace of the lab: a machine with one interface.
 type Node struct {
 	// Name is the network namespace (`ip netns exec Name …`).
@@ -109,7 +124,8 @@ type Node struct {
 	Iface string
 	// Addr6 is the node's IPv6 LAN address on Iface with Config.IPv6 (a
 	// router's LAN side ::1, a gateway ::2, hosts ::a, …); zero without
-	// IPv6 and for the internet, which is IPv4-only.
+	// IPv6, and always for the internet, which has no LAN (with
+	// Config.IPv6WAN its IPv6 addresses are per office link).
 	Addr6 netip.Addr
 	// RunDir is the host directory that processes run by Exec and Start
 	// see as /run (and /var/run): every node has its own, so two gateways

@@ -86,6 +86,15 @@ func (l *Lab) build(ctx context.Context, lans []netip.Prefix) error {
 	}); err != nil {
 		return err
 	}
+	if l.cfg.IPv6WAN {
+		// Before the first office link exists, so that every link starts
+		// with IPv6 on and forwarding (the all/ switch sets the default
+		// for new interfaces too). The internet's IPv6 routes are only
+		// the office links' connected /64s.
+		if err := inet.sysctls(append(ipv6On(), sysctl{"net/ipv6/conf/all/forwarding", "1"})); err != nil {
+			return err
+		}
+	}
 	if err := l.step("internet"); err != nil {
 		return err
 	}
@@ -99,7 +108,8 @@ func (l *Lab) build(ctx context.Context, lans []netip.Prefix) error {
 
 // addOffice builds office i (1-based) with LAN lans[i-1]; its router routes
 // every other prefix of lans via its gateway. With Config.IPv6 the LAN is
-// dual-stack and the router routes the other offices' LAN6 the same way.
+// dual-stack and the router routes the other offices' LAN6 the same way;
+// with Config.IPv6WAN the WAN link is dual-stack too.
 func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	inet := l.Internet
 	h, err := netlink.NewHandleAt(inet.ns)
@@ -113,6 +123,7 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 		Name:          "o" + strconv.Itoa(i),
 		LAN:           lan,
 		WAN:           wanAddr(i),
+		WAN6:          l.cfg.wan6(i),
 		WANIface:      l.ID + "-wan",
 		InternetIface: l.ID + "-i" + strconv.Itoa(i),
 		GatewayLAN:    gatewayLAN(lan),
@@ -183,6 +194,21 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 	}
 	if err := addRoute(rh, netip.Prefix{}, coreAddr[wanNet]); err != nil {
 		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	if o.WAN6.IsValid() {
+		// The office's IPv6 WAN link: a /64 of its own with the internet
+		// at ::1 and the router at ::2, so the connected routes on both
+		// ends are all the routing it needs.
+		p := wan6Prefix(i)
+		if err := addAddr(h, o.InternetIface, netip.PrefixFrom(internetWAN6(i), p.Bits())); err != nil {
+			return fmt.Errorf("internet %s: %w", inet.Name, err)
+		}
+		if err := addAddr(rh, o.WANIface, netip.PrefixFrom(o.WAN6, p.Bits())); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
+		if err := addRoute(rh, netip.Prefix{}, internetWAN6(i)); err != nil {
+			return fmt.Errorf("router %s: %w", r.Name, err)
+		}
 	}
 	if err := r.sysctls(append(routerSysctls(lanBr, lan6.IsValid()),
 		// ChangeWANAddress adds the new address before removing the
@@ -278,7 +304,8 @@ func (l *Lab) addOffice(ctx context.Context, i int, lans []netip.Prefix) error {
 
 // AddOffice adds one office to a running lab, numbered len(Offices)+1 and
 // built like the others (LAN from Config.LANPrefix, LAN6 with Config.IPv6,
-// port forward unless listed in Config.NoPortForward), and adds a route to
+// WAN6 with Config.IPv6WAN, port forward unless listed in
+// Config.NoPortForward), and adds a route to
 // its LAN (and LAN6) via the local gateway on every existing office
 // router, as an administrator does when a new office joins. Running
 // processes are not touched. If it fails, the new office's namespaces are
@@ -373,16 +400,27 @@ func (l *Lab) step(name string) error {
 // the WAN address and forward the WireGuard port to the gateway, like a
 // consumer router with one port-forward rule. Matching the WAN interface
 // rather than its address keeps both rules valid across ChangeWANAddress.
+// With an IPv6 WAN (o.WAN6) a second table, of the ip6 family and the
+// same name, does exactly the same for IPv6 (NAT66: masquerade behind
+// WAN6, UDP Port to GatewayLAN6); both go in one `nft -f` transaction.
+// The ip table keeps its name and content either way: other lab users
+// (internal/bench) add rules to it.
 func natRuleset(o *Office) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table ip lanlink_lab {\n")
-	fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
-	if o.PortForward {
-		fmt.Fprintf(&b, "\t\tiifname %q udp dport %d dnat to %s\n", o.WANIface, o.Port, o.GatewayLAN)
+	table := func(family string, gateway netip.Addr) {
+		fmt.Fprintf(&b, "table %s lanlink_lab {\n", family)
+		fmt.Fprintf(&b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
+		if o.PortForward {
+			fmt.Fprintf(&b, "\t\tiifname %q udp dport %d dnat to %s\n", o.WANIface, o.Port, gateway)
+		}
+		fmt.Fprintf(&b, "\t}\n")
+		fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+		fmt.Fprintf(&b, "\t\toifname %q masquerade\n\t}\n}\n", o.WANIface)
 	}
-	fmt.Fprintf(&b, "\t}\n")
-	fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-	fmt.Fprintf(&b, "\t\toifname %q masquerade\n\t}\n}\n", o.WANIface)
+	table("ip", o.GatewayLAN)
+	if o.WAN6.IsValid() {
+		table("ip6", o.GatewayLAN6)
+	}
 	return b.String()
 }
 
@@ -668,7 +706,8 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // when an ISP hands out a new one: the old address disappears (and with it
 // the router's NAT mappings), the port forward follows. addr must be in
 // 198.51.100.0/24 or 203.0.113.0/24, not .0, .1 or .255, and not used by
-// another office.
+// another office. It is IPv4-only: with Config.IPv6WAN, WAN6 and its
+// routes stay as they are.
 func (o *Office) ChangeWANAddress(ctx context.Context, addr netip.Addr) error {
 	var wp netip.Prefix
 	for _, p := range []netip.Prefix{wanNet, wanAlt} {
