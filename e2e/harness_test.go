@@ -80,6 +80,10 @@ type netOpts struct {
 	// ipv6: dual-stack offices (each LAN also has an IPv6 /64) and a
 	// second, IPv6 tunnel prefix. The WAN stays IPv4.
 	ipv6 bool
+	// wan6: ipv6, and the WAN is dual-stack too (lab.Config.IPv6WAN):
+	// every site's endpoint in the plan is its IPv6 one, so WireGuard
+	// runs over IPv6.
+	wan6 bool
 }
 
 // tunnel6 is the IPv6 tunnel prefix of a dual-stack network.
@@ -91,7 +95,10 @@ func newNetwork(t testing.TB, o netOpts) *network {
 	t.Helper()
 	testutil.RequireRoot(t)
 	ctx := context.Background()
-	l, err := lab.New(ctx, t, lab.Config{Offices: o.offices, NoPortForward: o.noFwd, IPv6: o.ipv6})
+	if o.wan6 {
+		o.ipv6 = true
+	}
+	l, err := lab.New(ctx, t, lab.Config{Offices: o.offices, NoPortForward: o.noFwd, IPv6: o.ipv6, IPv6WAN: o.wan6})
 	if err != nil {
 		t.Fatalf("build lab: %v", err)
 	}
@@ -133,7 +140,11 @@ func (n *network) addSite(s *site, endpoint bool) {
 		args = append(args, "--lan", s.office.LAN6.String())
 	}
 	if endpoint {
-		args = append(args, "--endpoint", s.office.Endpoint().String())
+		ep := s.office.Endpoint()
+		if s.office.WAN6.IsValid() { // netOpts.wan6
+			ep = s.office.Endpoint6()
+		}
+		args = append(args, "--endpoint", ep.String())
 	}
 	addrs := strings.Fields(run(n.t, args...)) // one per tunnel prefix
 	s.tunnel = netip.MustParseAddr(addrs[0])
