@@ -1,9 +1,7 @@
 package doctor
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os/exec"
 	"runtime"
@@ -365,18 +363,7 @@ func newLegacyNS(t *testing.T) legacyNS {
 	if _, err := exec.LookPath("iptables-legacy"); err != nil {
 		t.Fatalf("iptables-legacy (Debian package iptables) is needed: %v", err)
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	n := legacyNS{name: "llipt-" + hex.EncodeToString(b)}
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
-		}
-	})
-	return n
+	return legacyNS{name: testutil.Netns(t, "llipt")}
 }
 
 // iptables runs each line as iptables-legacy arguments in the namespace.

@@ -3,8 +3,6 @@
 package firewall
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"os/exec"
@@ -23,19 +21,8 @@ type testNS struct{ name, path string }
 
 func newTestNS(t *testing.T) testNS {
 	t.Helper()
-	testutil.RequireRoot(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	n := testNS{name: "llfw-" + hex.EncodeToString(b)}
+	n := testNS{name: testutil.Netns(t, "llfw")}
 	n.path = "/run/netns/" + n.name
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
-		}
-	})
 	return n
 }
 

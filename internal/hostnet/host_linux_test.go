@@ -3,8 +3,6 @@
 package hostnet
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -37,16 +35,7 @@ type testNS struct {
 
 func newTestNS(t *testing.T) *testNS {
 	t.Helper()
-	testutil.RequireRoot(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "lnhn-" + hex.EncodeToString(b)
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	name := testutil.Netns(t, "lnhn")
 	tn := &testNS{name: name, path: "/run/netns/" + name, dir: t.TempDir()}
 	ns, err := netns.GetFromPath(tn.path)
 	if err != nil {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -161,18 +162,7 @@ func TestIPv6Lab(t *testing.T) {
 	})
 
 	t.Run("IPv6 forwarding only on routers", func(t *testing.T) {
-		for _, tc := range []struct {
-			node *Node
-			want string
-		}{{o1.Router, "1"}, {o2.Router, "1"}, {l.Internet, "0"}, {o1.Gateway, "0"}, {o1.Hosts[0], "0"}} {
-			out, err := tc.node.Exec(ctx, "cat", "/proc/sys/net/ipv6/conf/all/forwarding")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.TrimSpace(string(out)); got != tc.want {
-				t.Errorf("ipv6 forwarding in %s = %s, want %s", tc.node.Name, got, tc.want)
-			}
-		}
+		wantForwarding6(t, map[*Node]string{o1.Router: "1", o2.Router: "1", l.Internet: "0", o1.Gateway: "0", o1.Hosts[0]: "0"})
 	})
 
 	t.Run("routes", func(t *testing.T) {
@@ -420,5 +410,19 @@ func TestNewFailsHalfwayIPv6(t *testing.T) {
 				t.Errorf("lab directory after failed New: %v, want it removed", err)
 			}
 		})
+	}
+}
+
+// wantForwarding6 checks net.ipv6.conf.all.forwarding in each node.
+func wantForwarding6(t *testing.T, want map[*Node]string) {
+	t.Helper()
+	for node, w := range want {
+		out, err := node.Exec(context.Background(), "cat", "/proc/sys/net/ipv6/conf/all/forwarding")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(out)); got != w {
+			t.Errorf("ipv6 forwarding in %s = %s, want %s", node.Name, got, w)
+		}
 	}
 }

@@ -86,18 +86,7 @@ func TestIPv6WAN(t *testing.T) {
 	})
 
 	t.Run("IPv6 forwarding on the internet and routers only", func(t *testing.T) {
-		for _, tc := range []struct {
-			node *Node
-			want string
-		}{{l.Internet, "1"}, {o1.Router, "1"}, {o2.Router, "1"}, {o1.Gateway, "0"}, {o1.Hosts[0], "0"}} {
-			out, err := tc.node.Exec(ctx, "cat", "/proc/sys/net/ipv6/conf/all/forwarding")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.TrimSpace(string(out)); got != tc.want {
-				t.Errorf("ipv6 forwarding in %s = %s, want %s", tc.node.Name, got, tc.want)
-			}
-		}
+		wantForwarding6(t, map[*Node]string{l.Internet: "1", o1.Router: "1", o2.Router: "1", o1.Gateway: "0", o1.Hosts[0]: "0"})
 	})
 
 	t.Run("routes", func(t *testing.T) {
