@@ -340,14 +340,7 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("agent not running", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := s1.lanlink(ctx, "down", "--interface", iface); err != nil {
-			t.Fatalf("down: %v\n%s", err, out)
-		}
-		if err := s1.proc.Wait(10 * time.Second); err != nil && !errors.Is(err, lab.ErrStillRunning) {
-			t.Logf("agent exit: %v", err)
-		}
+		s1.down(t)
 		rep, code := n.doctor(s1)
 		wantCheck(t, rep, "agent", doctor.Fail, []string{"no lanlink agent"}, []string{"lanlink up -f " + n.plan})
 		wantCheck(t, rep, "handshake:office2", doctor.Skip, []string{"not running"}, nil)

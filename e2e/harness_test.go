@@ -490,3 +490,16 @@ func connectedPair(t *testing.T) (n *network, a, b *site) {
 	waitPing(t, b.host(), a.host().Addr, 5*time.Second)
 	return n, a, b
 }
+
+// down runs `lanlink down` on s's gateway and waits for its agent to exit.
+func (s *site) down(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := s.lanlink(ctx, "down", "--interface", iface); err != nil {
+		t.Fatalf("down on %s: %v: %s", s.name, err, out)
+	}
+	if err := s.proc.Wait(10 * time.Second); err != nil {
+		t.Fatalf("agent on %s did not exit after down: %v", s.name, err)
+	}
+}

@@ -92,12 +92,7 @@ func TestMasquerade(t *testing.T) {
 	}
 
 	// Down removes the table.
-	if out, err := m.lanlink(ctx, "down", "--interface", iface); err != nil {
-		t.Fatalf("lanlink down on office 2: %v: %s", err, out)
-	}
-	if err := m.proc.Wait(15 * time.Second); err != nil {
-		t.Fatalf("agent on office 2 after down: %v", err)
-	}
+	m.down(t)
 	if out, err := m.office.Gateway.Exec(ctx, "nft", "list", "tables"); err != nil {
 		t.Fatal(err)
 	} else if strings.Contains(string(out), "lanlink") {

@@ -79,12 +79,7 @@ func TestRepairsHostDrift(t *testing.T) {
 	}
 
 	for _, s := range []*site{m, a} {
-		if out, err := s.lanlink(ctx, "down", "--interface", iface); err != nil {
-			t.Fatalf("down on %s: %v: %s", s.name, err, out)
-		}
-		if err := s.proc.Wait(10 * time.Second); err != nil {
-			t.Fatalf("agent on %s did not exit after down: %v", s.name, err)
-		}
+		s.down(t)
 	}
 	if diff := lineDiff(before, snapshot(t, gw)); diff != "" {
 		t.Errorf("office 2's gateway after down differs from before up:\n%s", diff)

@@ -133,12 +133,7 @@ func TestDownLeavesNothing(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		if out, err := a.lanlink(ctx, "down", "--interface", iface); err != nil {
-			t.Fatalf("down: %v: %s", err, out)
-		}
-		if err := a.proc.Wait(10 * time.Second); err != nil {
-			t.Fatalf("agent did not exit after down: %v", err)
-		}
+		a.down(t)
 		if diff := lineDiff(before, snapshot(t, gw)); diff != "" {
 			t.Errorf("gateway after down differs from before up:\n%s", diff)
 		}
@@ -169,10 +164,7 @@ func TestDownLeavesNothing(t *testing.T) {
 		n.up(a)
 		n.waitUp(a)
 		waitPing(t, a.host(), b.host().Addr, 10*time.Second)
-		if out, err := a.lanlink(ctx, "down", "--interface", iface); err != nil {
-			t.Fatalf("down: %v: %s", err, out)
-		}
-		a.proc.Wait(10 * time.Second)
+		a.down(t)
 		if diff := lineDiff(before, snapshot(t, gw)); diff != "" {
 			t.Errorf("gateway after kill -9, up, down differs from before:\n%s", diff)
 		}
@@ -231,12 +223,7 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("status of %s: peers %+v, want %s with LANs %s and %s", a.name, st.Peers, b.name, b.office.LAN, b.office.LAN6)
 	}
 
-	if out, err := a.lanlink(ctx, "down", "--interface", iface); err != nil {
-		t.Fatalf("down: %v: %s", err, out)
-	}
-	if err := a.proc.Wait(10 * time.Second); err != nil {
-		t.Fatalf("agent did not exit after down: %v", err)
-	}
+	a.down(t)
 	if diff := lineDiff(before, snapshot(t, gw)); diff != "" {
 		t.Errorf("gateway after down differs from before up:\n%s", diff)
 	}
