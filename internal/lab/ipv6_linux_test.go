@@ -257,17 +257,7 @@ func TestIPv6Lab(t *testing.T) {
 		}
 	})
 
-	t.Run("Close leaves nothing", func(t *testing.T) {
-		if err := l.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		if got := labNamespaces(t, id); len(got) != 0 {
-			t.Errorf("namespaces left after Close: %v", got)
-		}
-		if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("lab directory after Close: %v, want it removed", err)
-		}
-	})
+	t.Run("Close leaves nothing", func(t *testing.T) { closeLeavesNothing(t, l) })
 }
 
 func linkName(n *Node, index int) (string, error) {

@@ -19,7 +19,6 @@ func TestIPv6WAN(t *testing.T) {
 	l := newLab(t, Config{Offices: 2, IPv6: true, IPv6WAN: true})
 	ctx := testCtx(t, 2*time.Minute)
 	o1, o2 := l.Offices[0], l.Offices[1]
-	id := l.ID
 	doc6 := netip.MustParsePrefix("2001:db8::/32")
 
 	// First, as in TestIPv6Lab: without IFA_F_NODAD the WAN6 addresses
@@ -174,17 +173,7 @@ func TestIPv6WAN(t *testing.T) {
 		}
 	})
 
-	t.Run("Close leaves nothing", func(t *testing.T) {
-		if err := l.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		if got := labNamespaces(t, id); len(got) != 0 {
-			t.Errorf("namespaces left after Close: %v", got)
-		}
-		if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("lab directory after Close: %v, want it removed", err)
-		}
-	})
+	t.Run("Close leaves nothing", func(t *testing.T) { closeLeavesNothing(t, l) })
 }
 
 func TestIPv6WANNoPortForward(t *testing.T) {

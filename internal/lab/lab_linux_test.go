@@ -56,6 +56,21 @@ func labNamespaces(t *testing.T, id string) []string {
 	return got
 }
 
+// closeLeavesNothing closes l and checks that its namespaces and directory
+// are gone.
+func closeLeavesNothing(t *testing.T, l *Lab) {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := labNamespaces(t, l.ID); len(got) != 0 {
+		t.Errorf("namespaces left after Close: %v", got)
+	}
+	if _, err := os.Stat(labDir(l.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab directory after Close: %v, want it removed", err)
+	}
+}
+
 // udpArrives sends a unique token from `from` to dst and reports whether
 // a UDP socket bound to listen in `at` received it, and from which address.
 func udpArrives(t *testing.T, from *Node, dst netip.AddrPort, at *Node, listen netip.AddrPort) (bool, netip.Addr) {
