@@ -2,9 +2,7 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -379,27 +377,6 @@ func TestAddOfficeIPv6(t *testing.T) {
 	}
 	if diff := cmpNames(before, labNamespaces(t, l.ID)); diff != "" || len(l.Offices) != 3 {
 		t.Errorf("half-added office not removed: %s; %d offices", diff, len(l.Offices))
-	}
-}
-
-func TestNewFailsHalfwayIPv6(t *testing.T) {
-	testutil.RequireRoot(t)
-	t.Parallel()
-	for _, step := range []string{"o1-router", "o1-lan", "o2-nat"} {
-		t.Run(step, func(t *testing.T) {
-			t.Parallel()
-			id := NewID()
-			l, err := New(testCtx(t, time.Minute), t, Config{Offices: 2, IPv6: true, ID: id, failAt: step})
-			if err == nil || !strings.Contains(err.Error(), "injected failure") {
-				t.Fatalf("New = %v, %v; want the injected failure", l, err)
-			}
-			if got := labNamespaces(t, id); len(got) != 0 {
-				t.Errorf("namespaces left after failed New: %v", got)
-			}
-			if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("lab directory after failed New: %v, want it removed", err)
-			}
-		})
 	}
 }
 

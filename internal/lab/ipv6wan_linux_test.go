@@ -1,9 +1,7 @@
 package lab
 
 import (
-	"errors"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,26 +186,5 @@ func TestIPv6WANNoPortForward(t *testing.T) {
 	ok, src := udpArrives(t, o2.Gateway, o1.Endpoint6(), o1.Gateway, netip.AddrPortFrom(o1.GatewayLAN6, uint16(o1.Port)))
 	if !ok || src != o2.WAN6 {
 		t.Errorf("UDP to office 1's forwarded %v: arrived %v from %v, want from %v", o1.Endpoint6(), ok, src, o2.WAN6)
-	}
-}
-
-func TestNewFailsHalfwayIPv6WAN(t *testing.T) {
-	testutil.RequireRoot(t)
-	t.Parallel()
-	for _, step := range []string{"internet", "o1-router", "o2-nat"} {
-		t.Run(step, func(t *testing.T) {
-			t.Parallel()
-			id := NewID()
-			l, err := New(testCtx(t, time.Minute), t, Config{Offices: 2, IPv6: true, IPv6WAN: true, ID: id, failAt: step})
-			if err == nil || !strings.Contains(err.Error(), "injected failure") {
-				t.Fatalf("New = %v, %v; want the injected failure", l, err)
-			}
-			if got := labNamespaces(t, id); len(got) != 0 {
-				t.Errorf("namespaces left after failed New: %v", got)
-			}
-			if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("lab directory after failed New: %v, want it removed", err)
-			}
-		})
 	}
 }

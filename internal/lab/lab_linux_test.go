@@ -409,24 +409,35 @@ func TestProcStopsWithContext(t *testing.T) {
 func TestNewFailsHalfway(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Parallel()
-	for _, step := range []string{"internet", "o1-router", "o1-lan", "o2-lan", "o2-nat", "done"} {
-		t.Run(step, func(t *testing.T) {
-			t.Parallel()
-			id := NewID()
-			l, err := New(testCtx(t, time.Minute), t, Config{Offices: 2, ID: id, failAt: step})
-			if err == nil || !strings.Contains(err.Error(), "injected failure") {
-				t.Fatalf("New = %v, %v; want the injected failure", l, err)
-			}
-			if l != nil {
-				t.Errorf("New returned a lab with its error")
-			}
-			if got := labNamespaces(t, id); len(got) != 0 {
-				t.Errorf("namespaces left after failed New: %v", got)
-			}
-			if _, err := os.Stat(labDir(id)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("lab directory after failed New: %v, want it removed", err)
-			}
-		})
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		steps []string
+	}{
+		{"ipv4", Config{Offices: 2}, []string{"internet", "o1-router", "o1-lan", "o2-lan", "o2-nat", "done"}},
+		{"ipv6", Config{Offices: 2, IPv6: true}, []string{"o1-router", "o1-lan", "o2-nat"}},
+		{"ipv6-wan", Config{Offices: 2, IPv6: true, IPv6WAN: true}, []string{"internet", "o1-router", "o2-nat"}},
+	} {
+		for _, step := range tc.steps {
+			t.Run(tc.name+"/"+step, func(t *testing.T) {
+				t.Parallel()
+				cfg := tc.cfg
+				cfg.ID, cfg.failAt = NewID(), step
+				l, err := New(testCtx(t, time.Minute), t, cfg)
+				if err == nil || !strings.Contains(err.Error(), "injected failure") {
+					t.Fatalf("New = %v, %v; want the injected failure", l, err)
+				}
+				if l != nil {
+					t.Errorf("New returned a lab with its error")
+				}
+				if got := labNamespaces(t, cfg.ID); len(got) != 0 {
+					t.Errorf("namespaces left after failed New: %v", got)
+				}
+				if _, err := os.Stat(labDir(cfg.ID)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("lab directory after failed New: %v, want it removed", err)
+				}
+			})
+		}
 	}
 }
 
