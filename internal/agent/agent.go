@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 // running.
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	o.setDefaults()
-	a := &Agent{o: o, log: o.Logger.With("interface", o.Interface), sys: o.System, reqs: make(chan ctlRequest), resolved: map[wgtypes.Key]netip.AddrPort{}}
+	a := &Agent{o: o, log: o.Logger.With("interface", o.Interface), sys: o.System, reqs: make(chan ctlRequest), resolved: map[wgtypes.Key]netip.AddrPort{}, later: map[wgtypes.Key]time.Time{}}
 	var err error
 	if a.lock, err = acquireLock(lockPath(o.StateDir, o.Interface)); err != nil {
 		if errors.Is(err, errLocked) {

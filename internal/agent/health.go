@@ -108,7 +108,7 @@ type peerHealth struct {
 // announceStagger and then announces to those peers that have not
 // completed a handshake meanwhile (see announceDue).
 func (a *Agent) announce(only map[wgtypes.Key]bool) {
-	now := map[wgtypes.Key]bool{}
+	now, deferred := map[wgtypes.Key]bool{}, false
 	for i, pc := range a.devCfg.Peers {
 		if only != nil && !only[pc.PublicKey] || pc.PersistentKeepalive != 0 || a.cfg.Peers[i].Endpoint == "" || !a.resolved[pc.PublicKey].IsValid() {
 			continue
@@ -117,10 +117,10 @@ func (a *Agent) announce(only map[wgtypes.Key]bool) {
 			now[pc.PublicKey] = true
 			continue
 		}
-		if a.later == nil {
-			a.later = map[wgtypes.Key]time.Time{}
-		}
 		a.later[pc.PublicKey] = time.Now()
+		deferred = true
+	}
+	if deferred {
 		a.laterTimer.Reset(announceStagger)
 	}
 	a.handshakeNow(now)

@@ -19,7 +19,8 @@ import (
 // (hostnet.Host.Repair, firewall.Firewall.Repair): at once, shortly after
 // the kernel reports a change on the interface or to lanlink's nftables
 // table (hostnet.Notifier, firewall.Notifier), and every RepairEvery as a
-// safety net for what raises no event. A healthy host costs a few small netlink reads per check.
+// safety net for what raises no event. A healthy host costs a few small
+// netlink reads per check.
 //
 // What is in the way on purpose (a route to a remote LAN through another
 // interface) is never undone: it is logged once when it appears, once

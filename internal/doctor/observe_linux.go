@@ -577,9 +577,7 @@ func legacyEntry(table []byte, off uint32) ([]byte, error) {
 // what evalChain evaluates. ok is false when its target is one whose
 // effect doctor does not know; the rule is then not to be trusted.
 func decodeLegacyRule(e []byte, off uint32) (r FirewallRule, ok bool) {
-	var ip [16]byte
-	copy(ip[:], e[:16]) // src, dst, smsk, dmsk
-	if ip != [16]byte{} || binary.NativeEndian.Uint16(e[iptProto:]) != 0 {
+	if !isZero(e[:16]) || binary.NativeEndian.Uint16(e[iptProto:]) != 0 { // src, dst, smsk, dmsk; proto
 		r.Conditional = true
 	}
 	flags, inv := e[iptFlags], e[iptInvflags]
